@@ -1,0 +1,43 @@
+# `make demo` and `make test` work on a fresh clone: they create .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	cd example-exp-iris && ../$(BIN)/python exp/exp001/exp.py
+	@echo
+	@echo "Run folders:"
+	@find example-exp-iris/data/output/exp -maxdepth 2 -name 'run*' | sort
+	@echo
+	@echo "One run folder (exp001/run002):"
+	@ls -A example-exp-iris/data/output/exp/exp001/run002
+	@cat example-exp-iris/data/output/exp/exp001/run002/metrics.json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check kagexp tests bench example-exp-iris
+	$(BIN)/ruff format --check kagexp tests bench example-exp-iris
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix kagexp tests bench example-exp-iris
+	$(BIN)/ruff format kagexp tests bench example-exp-iris
+
+bench: $(STAMP)
+	$(BIN)/python bench/bookkeeping.py
+	$(BIN)/python bench/startup.py
+
+clean:
+	rm -rf example-exp-iris/data/output .pytest_cache

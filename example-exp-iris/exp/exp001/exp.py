@@ -1,0 +1,39 @@
+"""exp001: a decision tree on iris; the runs vary its depth."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # this experiment's own model.py and train.py
+
+import kagexp  # noqa: E402
+from train import cross_validate, load_data, predict  # noqa: E402
+
+RUNS = [
+    """
+    model:
+      params:
+        max_depth: 1
+    """,
+    """
+    model:
+      params:
+        max_depth: 2
+    """,
+    """
+    model:
+      params:
+        max_depth: 3
+    """,
+]
+
+
+def run(cfg, ctx):
+    train, test, features = load_data(cfg)
+    cv, cv_std = cross_validate(cfg, ctx, train, features)
+    ctx.log({"cv": cv, "cv_std": cv_std})
+    print(f"CV accuracy {cv:.4f} ± {cv_std:.4f} over {cfg.cv.n_splits} folds")
+    ctx.save_submission(predict(cfg, train, test, features))
+
+
+if __name__ == "__main__":
+    kagexp.main(run, RUNS)

@@ -1,0 +1,3 @@
+from kagexp.cli import main
+
+main()

@@ -1,0 +1,222 @@
+"""One experiment folder: its base config, its runs' overrides, validated together, then planned and run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from kagexp import config
+from kagexp.errors import ConfigError, NotFoundError, RunStateError
+from kagexp.project import Project, check_name, exp_name, load_project, run_name
+from kagexp.provenance import Provenance
+from kagexp.run import RunFunction, RunResult, RunSpec, holder_of, read_meta, status_of
+
+
+@dataclass
+class Planned:
+    """A run as it stands before executing: its spec, its status on disk, and what will happen."""
+
+    spec: RunSpec
+    status: str
+    action: str
+    reason: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def normalize_runs(runs: Any) -> dict[str, str]:
+    """`RUNS` as a list (named run001, run002, … by position) or a dict of names to YAML strings."""
+    if isinstance(runs, (list, tuple)):
+        named = {f"run{i:03d}": text for i, text in enumerate(runs, start=1)}
+    elif isinstance(runs, dict):
+        named = {check_name(str(name), "run"): text for name, text in runs.items()}
+    else:
+        raise ConfigError(f"RUNS must be a list or a dict of YAML strings, not {type(runs).__name__}")
+    for name, text in named.items():
+        if text is None:
+            named[name] = ""
+        elif not isinstance(text, str):
+            raise ConfigError(f"RUNS entry {name} must be a YAML string, not {type(text).__name__}: {text!r:.60}")
+    return named
+
+
+def override_hash(override: dict) -> str:
+    """Same meaning, same hash: comments, indentation and key order do not count."""
+    canonical = json.dumps(override, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Experiment:
+    """An experiment folder and its runs; `script` (exp.py) is only used to point at lines in errors."""
+
+    exp_dir: Path
+    runs: dict[str, str]
+    project: Project | None = None
+    script: Path | None = None
+
+    def __post_init__(self) -> None:
+        self.exp_dir = Path(self.exp_dir).resolve()
+        self.runs = normalize_runs(self.runs)
+        if self.project is None:
+            self.project = load_project(self.exp_dir)
+
+    @cached_property
+    def name(self) -> str:
+        return check_name(self.exp_dir.name, "experiment")
+
+    @cached_property
+    def out_dir(self) -> Path:
+        return self.project.output_dir(self.name)
+
+    def relative(self, path: Path) -> str:
+        try:
+            return path.relative_to(self.project.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    @cached_property
+    def base(self) -> dict:
+        path = self.exp_dir / "config.yml"
+        if not path.is_file():
+            raise NotFoundError(f"{self.relative(path)}: missing; every experiment needs a base config.yml")
+        return config.read_mapping(path, self.relative(path))
+
+    @cached_property
+    def provenance(self) -> Provenance:
+        return Provenance(self.project.root, self.exp_dir, self.project.settings["new"]["exclude"])
+
+    @cached_property
+    def _script_text(self) -> str:
+        try:
+            return self.script.read_text(encoding="utf-8") if self.script else ""
+        except OSError:
+            return ""
+
+    def _source_of(self, name: str, text: str) -> tuple[str, int]:
+        """Where an override is written: exp.py and the line its string starts on, when found."""
+        position = self._script_text.find(text) if text.strip() else -1
+        if position < 0:
+            return f"{self.relative(self.script) if self.script else self.name} (RUNS {name})", 1
+        return self.relative(self.script), self._script_text.count("\n", 0, position) + 1
+
+    def specs(self, force: bool = False) -> list[RunSpec]:
+        """Parse, check and merge every override; all problems of all runs raise one ConfigError."""
+        strict = self.project.settings["config"]
+        problems: list[str] = []
+        specs = []
+        for name, text in self.runs.items():
+            source, first_line = self._source_of(name, text)
+            label = f"{self.name}/{name}"
+            yaml_text = config.dedent(text)
+            try:
+                override = config.parse_mapping(yaml_text, source, first_line)
+            except ConfigError as exc:
+                problems.append(str(exc).replace(": invalid YAML", f": {label}: invalid YAML", 1))
+                continue
+            found = config.check_override(self.base, override, strict["strict_keys"], strict["strict_types"])
+            if found:
+                problems.extend(config.locate(found, yaml_text, source, first_line, label))
+                continue
+            merged = config.merge(self.base, override)
+            seed = merged.get("seed", self.project.settings["seed"])
+            if not isinstance(seed, int) or isinstance(seed, bool):
+                problems.append(f"{source}: {label}: `seed` must be an int, not {seed!r}")
+                continue
+            specs.append(self._spec(name, text, override, merged, seed, force))
+        if problems:
+            raise ConfigError("\n".join(problems))
+        return specs
+
+    def _spec(self, name: str, text: str, override: dict, merged: dict, seed: int, force: bool) -> RunSpec:
+        return RunSpec(
+            exp=self.name,
+            name=name,
+            override_text=config.dedent(text).strip() + "\n" if text.strip() else "",
+            override_hash=override_hash(override),
+            config=merged,
+            out_dir=self.out_dir / name,
+            code_root=self.out_dir / ".code",
+            input_dir=self.project.input_dir,
+            seed=seed,
+            force=force,
+        )
+
+    def select(self, only: list[str]) -> list[str]:
+        """Run names from `--only` (`run002`, `2`), each checked to exist."""
+        chosen = []
+        for text in only:
+            name = run_name(text) if text.strip() not in self.runs else text.strip()
+            if name not in self.runs:
+                hint = config.did_you_mean(name, list(self.runs))
+                raise NotFoundError(f"{self.name}: no run named {text!r} in RUNS{hint} (runs: {', '.join(self.runs)})")
+            chosen.append(name)
+        return chosen
+
+    def plan(self, only: list[str] | None = None, force: bool = False) -> list[Planned]:
+        """What a call would do, validated in full before anything is written."""
+        selected = set(self.select(only)) if only else None
+        plans, changed = [], []
+        for spec in self.specs(force):
+            if selected is not None and spec.name not in selected:
+                continue
+            meta = read_meta(spec.out_dir)
+            status = status_of(spec.out_dir, meta)
+            plans.append(self._decide(spec, status, meta, force))
+            if status == "done" and not force and meta.get("override_hash") != spec.override_hash:
+                changed.append(spec.name)
+        if changed:
+            raise RunStateError(
+                f"{self.name}: {', '.join(changed)} done, but the override changed since; "
+                "re-run with --force (the old attempt is kept) or append a new entry to RUNS"
+            )
+        return plans
+
+    def _decide(self, spec: RunSpec, status: str, meta: dict | None, force: bool) -> Planned:
+        if status == "done" and not force:
+            note = ""
+            if meta.get("code_hash") not in (None, self.provenance.code_hash):
+                note = " (code changed since; --force to re-run)"
+            return Planned(spec, status, "skip", "done" + note)
+        if status == "running":
+            return Planned(spec, status, "skip", holder_of(meta))
+        return Planned(spec, status, "run")
+
+    def statuses(self) -> list[tuple[str, str, dict]]:
+        """Each run in RUNS with its status on disk and its meta (empty when it never ran)."""
+        rows = []
+        for name in self.runs:
+            meta = read_meta(self.out_dir / name)
+            rows.append((name, status_of(self.out_dir / name, meta), meta or {}))
+        return rows
+
+    def execute(self, fn: RunFunction, plans: list[Planned], reporter=None, **options: Any) -> list[RunResult]:
+        """Hand the runs to run to a launcher (in-process for now), reporting progress."""
+        from kagexp.launchers import get_launcher
+
+        launcher = get_launcher(options.pop("launcher", "inline"))
+        todo = [p.spec for p in plans if p.action == "run"]
+        return launcher.launch(fn=fn, specs=todo, provenance=self.provenance, reporter=reporter, **options)
+
+
+def run_script(exp: str, args: list[str], cwd: Path | None = None) -> int:
+    """`kagexp run EXP ARGS`: run `python exp/EXP/exp.py ARGS` from the project root; its exit code."""
+    import subprocess
+    import sys
+
+    project = load_project(cwd)
+    name = exp_name(exp)
+    script = project.exp_dir(name) / "exp.py"
+    if not script.is_file():
+        known = ", ".join(project.experiments()[-5:]) or "none yet"
+        raise NotFoundError(f"{script.relative_to(project.root)}: no such experiment script (experiments: {known})")
+    try:
+        return subprocess.call([sys.executable, str(script), *args], cwd=project.root)
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,135 @@
+"""The user's project: its root, `kagexp.yml`, and the names and numbers of experiments and runs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kagexp import config
+from kagexp.errors import ConfigError, InvalidNameError, NotFoundError
+
+SETTINGS_FILE = "kagexp.yml"
+
+DEFAULT_SETTINGS: dict = {
+    "name": None,
+    "competition": None,
+    "metric": {"name": None, "direction": "max"},
+    "output_dir": "data/output",
+    "input_dir": "data/input",
+    "seed": 42,
+    "config": {"strict_keys": True, "strict_types": True},
+    "new": {"exclude": []},
+    "wandb": {"enabled": False, "project": None, "entity": None, "mode": None, "tags": [], "job_type": "train"},
+    "slurm": {
+        "partition": None,
+        "time_min": 60,
+        "gpus_per_node": 0,
+        "cpus_per_task": 1,
+        "mem_gb": None,
+        "additional": {},
+    },
+}
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class Project:
+    """A project root and its settings (defaults merged with `kagexp.yml`)."""
+
+    root: Path
+    settings: dict = field(default_factory=lambda: config.merge(DEFAULT_SETTINGS, {}))
+
+    @property
+    def exp_root(self) -> Path:
+        return self.root / "exp"
+
+    @property
+    def output_root(self) -> Path:
+        return self.inside(self.settings["output_dir"], "output_dir") / "exp"
+
+    @property
+    def input_dir(self) -> Path:
+        return self.inside(self.settings["input_dir"], "input_dir")
+
+    def inside(self, relative: str, what: str) -> Path:
+        """`root/relative`, refusing paths that would leave the project."""
+        path = Path(relative)
+        if path.is_absolute() or ".." in path.parts:
+            raise ConfigError(f"{self.root / SETTINGS_FILE}: `{what}` must be a path inside the project, not {relative!r}")
+        return self.root / path
+
+    def exp_dir(self, name: str) -> Path:
+        return self.exp_root / check_name(name, "experiment")
+
+    def output_dir(self, exp: str) -> Path:
+        return self.output_root / check_name(exp, "experiment")
+
+    def experiments(self) -> list[str]:
+        """Experiment folder names, in number order (`exp2` before `exp10`)."""
+        if not self.exp_root.is_dir():
+            return []
+        names = [p.name for p in self.exp_root.iterdir() if p.is_dir() and _NAME_RE.match(p.name)]
+        return sorted(names, key=_natural_key)
+
+
+def _natural_key(name: str) -> tuple:
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def check_name(name: str, what: str) -> str:
+    """Experiment and run names become folder names: no separators, `..`, spaces or leading dots."""
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise InvalidNameError(
+            f"invalid {what} name {name!r}: use letters, digits, `_`, `-` and `.`, starting with a letter or digit"
+        )
+    return name
+
+
+def exp_name(text: str) -> str:
+    """`33` and `exp33` mean `exp033`; other names are taken as written."""
+    text = text.strip().rstrip("/")
+    match = re.fullmatch(r"(?:exp)?(\d+)", text)
+    return f"exp{int(match.group(1)):03d}" if match else check_name(text, "experiment")
+
+
+def run_name(text: str) -> str:
+    """`2` and `run2` mean `run002`; other names are taken as written."""
+    text = text.strip()
+    match = re.fullmatch(r"(?:run)?(\d+)", text)
+    return f"run{int(match.group(1)):03d}" if match else check_name(text, "run")
+
+
+def find_root(start: Path) -> Path:
+    """The nearest folder holding `kagexp.yml`, else the nearest one holding `exp/`."""
+    start = start.resolve()
+    candidates = [start, *start.parents]
+    for folder in candidates:
+        if (folder / SETTINGS_FILE).is_file():
+            return folder
+    for folder in candidates:
+        if (folder / "exp").is_dir():
+            return folder
+    raise NotFoundError(f"no kagexp project around {start}: no `{SETTINGS_FILE}` and no `exp/` folder found above it")
+
+
+def load_project(start: Path | None = None) -> Project:
+    root = find_root(start or Path.cwd())
+    return Project(root, load_settings(root))
+
+
+def load_settings(root: Path) -> dict:
+    """Defaults merged with `kagexp.yml`, which is checked as strictly as an override."""
+    path = root / SETTINGS_FILE
+    if not path.is_file():
+        return config.merge(DEFAULT_SETTINGS, {})
+    text = path.read_text(encoding="utf-8")
+    user = config.parse_mapping(text, str(path))
+    problems = config.check_override(DEFAULT_SETTINGS, user)
+    if problems:
+        raise ConfigError("\n".join(config.locate(problems, text, str(path))))
+    settings = config.merge(DEFAULT_SETTINGS, user)
+    if settings["metric"]["direction"] not in ("max", "min"):
+        raise ConfigError(f"{path}: `metric.direction` must be `max` or `min`, not {settings['metric']['direction']!r}")
+    return settings

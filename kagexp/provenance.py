@@ -1,0 +1,208 @@
+"""Where a run came from: git state, the machine and its packages, the code's hash and snapshot, seeds.
+
+Everything here is computed once per process (see `Provenance`), not once per run.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import getpass
+import hashlib
+import importlib.util
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from kagexp import __version__
+
+IGNORED_DIRS = frozenset({"__pycache__", ".ipynb_checkpoints", "wandb", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache"})
+IGNORED_SUFFIXES = (".pyc", ".pyo")
+# Written by kagexp itself into an experiment folder; editing them does not change the code.
+NOT_CODE = frozenset({"lineage.yml", "RESULTS.md", "results"})
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str | None
+    branch: str | None
+    dirty: bool
+    untracked: list[str] = field(default_factory=list)
+    diff: str = ""
+
+    def summary(self) -> dict:
+        """What goes into `meta.json` (the diff itself goes into `git.diff`)."""
+        data = asdict(self)
+        del data["diff"]
+        return data
+
+
+def _git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def git_state(root: Path, exp_dir: Path) -> GitState | None:
+    """The repository state, or None when `root` is not in a git work tree (or git is missing)."""
+    if _git(root, "rev-parse", "--is-inside-work-tree") is None:
+        return None
+    commit = (_git(root, "rev-parse", "--verify", "-q", "HEAD") or "").strip() or None
+    branch = (_git(root, "symbolic-ref", "--short", "-q", "HEAD") or "").strip() or None
+    dirty = bool((_git(root, "status", "--porcelain", "--untracked-files=no") or "").strip())
+    untracked = (_git(root, "ls-files", "--others", "--exclude-standard", "--", str(exp_dir)) or "").split()
+    diff = ""
+    if dirty:
+        diff = _git(root, "diff", "HEAD", "--binary") if commit else _git(root, "diff", "--cached", "--binary")
+    return GitState(commit, branch, dirty, untracked, diff or "")
+
+
+def installed_packages() -> dict[str, str]:
+    """Versions of every installed distribution, without a `pip freeze` subprocess."""
+    from importlib.metadata import distributions
+
+    packages = {}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        if name:
+            packages[name] = dist.version
+    return dict(sorted(packages.items(), key=lambda item: item[0].lower()))
+
+
+def gpu_names() -> list[str]:
+    """GPU names from `nvidia-smi`, or an empty list when there is none (short timeout)."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()] if done.returncode == 0 else []
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def is_code(relative: str, exclude: list[str] = ()) -> bool:
+    """Whether a path inside an experiment folder is part of its code (and copied by `new`)."""
+    parts = relative.split("/")
+    if parts[0] in NOT_CODE or any(p in IGNORED_DIRS for p in parts) or relative.endswith(IGNORED_SUFFIXES):
+        return False
+    return not any(fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(parts[-1], pattern) for pattern in exclude)
+
+
+def code_files(exp_dir: Path, exclude: list[str] = ()) -> list[str]:
+    """The experiment's code files, as sorted `/`-separated paths relative to `exp_dir`."""
+    found = []
+    for folder, dirs, files in os.walk(exp_dir):
+        rel_folder = Path(folder).relative_to(exp_dir).as_posix()
+        prefix = "" if rel_folder == "." else rel_folder + "/"
+        dirs[:] = [d for d in dirs if d not in IGNORED_DIRS and (prefix or d not in NOT_CODE)]
+        found.extend(prefix + name for name in files if is_code(prefix + name, exclude))
+    return sorted(found)
+
+
+def code_hash(exp_dir: Path, files: list[str]) -> str:
+    """A content hash of the code: same files, same bytes, same hash, wherever the folder is."""
+    digest = hashlib.sha256()
+    for relative in files:
+        data = (exp_dir / relative).read_bytes()
+        digest.update(f"{relative}\0{len(data)}\0".encode())
+        digest.update(data)
+    return digest.hexdigest()[:16]
+
+
+def snapshot(exp_dir: Path, files: list[str], dest: Path) -> Path:
+    """Copy the code to `dest` once; a concurrent copy of the same hash is harmless."""
+    if dest.is_dir():
+        return dest
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    for relative in files:
+        target = tmp / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(exp_dir / relative, target)
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not dest.is_dir():
+            raise
+    return dest
+
+
+@dataclass
+class Provenance:
+    """The provenance of one process's runs of one experiment; each part computed on first use."""
+
+    root: Path
+    exp_dir: Path
+    exclude: list[str] = field(default_factory=list)
+
+    @cached_property
+    def git(self) -> GitState | None:
+        return git_state(self.root, self.exp_dir)
+
+    @cached_property
+    def files(self) -> list[str]:
+        return code_files(self.exp_dir, self.exclude)
+
+    @cached_property
+    def code_hash(self) -> str:
+        return code_hash(self.exp_dir, self.files)
+
+    @cached_property
+    def environment(self) -> dict:
+        return {
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "user": _user(),
+            "command": [sys.executable, *sys.argv],
+            "cwd": os.getcwd(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "kagexp": __version__,
+            "gpus": gpu_names(),
+            "git": self.git.summary() if self.git else None,
+            "code_hash": self.code_hash,
+            "packages": installed_packages(),
+        }
+
+    def snapshot(self, code_root: Path) -> Path:
+        return snapshot(self.exp_dir, self.files, code_root / self.code_hash)
+
+
+_importable: dict[str, bool] = {}
+
+
+def _can_import(module: str) -> bool:
+    if module not in _importable:
+        _importable[module] = module in sys.modules or importlib.util.find_spec(module) is not None
+    return _importable[module]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed `random`, and numpy and torch when they are installed, before a run starts."""
+    random.seed(seed)
+    if _can_import("numpy"):
+        import numpy
+
+        numpy.random.seed(seed % 2**32)
+    if _can_import("torch"):
+        import torch
+
+        torch.manual_seed(seed)

@@ -1,0 +1,188 @@
+"""`kagexp.main(run, RUNS)`: the entry point at the bottom of every exp.py.
+
+It parses the flags, prints one line per run and a summary, and turns errors into exit codes:
+0 all ran, 1 a run failed, 2 a user error (one line, no traceback), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, NoReturn
+
+from kagexp import config
+from kagexp.errors import KagexpError
+from kagexp.experiment import Experiment, Planned
+from kagexp.run import RunFunction, RunResult, RunSpec
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def parser(prog: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Run this experiment's RUNS: each override merged into config.yml, one folder per run.",
+        epilog="Example: python exp/exp001/exp.py --only run002,run003 --force",
+    )
+    p.add_argument("--dry-run", action="store_true", help="validate and show what each run changes; write nothing")
+    p.add_argument("--full", action="store_true", help="with --dry-run: print each run's whole merged config")
+    p.add_argument("--only", metavar="RUNS", help="comma-separated runs to consider (run002,run003 or 2,3)")
+    p.add_argument("--force", action="store_true", help="re-run done runs too (their old attempt is kept)")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first failed run")
+    p.add_argument("--list", action="store_true", help="list the runs and their status, run nothing")
+    p.add_argument("--no-capture", action="store_true", help="do not copy output to log.txt (e.g. for pdb)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of kagexp errors")
+    return p
+
+
+class LineReporter:
+    """One line per run on stderr: started, then finished with its time and metrics."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+
+    def say(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def started(self, spec: RunSpec) -> None:
+        self.say(f"{spec.exp}/{spec.name} started")
+
+    def finished(self, spec: RunSpec, result: RunResult) -> None:
+        label = f"{spec.exp}/{spec.name}"
+        if result.status == "done":
+            self.say(f"{label} done in {result.duration:.2f} s{format_metrics(result.metrics)}")
+        elif result.status == "failed":
+            self.say(f"{label} FAILED in {result.duration:.2f} s: {result.message} (see {spec.out_dir / 'error.txt'})")
+        elif result.status == "skipped":
+            self.say(f"skip {label}: {result.message}")
+        else:
+            self.say(f"{label} {result.status}: {result.message}")
+
+
+def format_metrics(metrics: dict) -> str:
+    shown = [f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in list(metrics.items())[:6]]
+    return "  " + " ".join(shown) if shown else ""
+
+
+def main(fn: RunFunction, runs: Any, argv: list[str] | None = None, script: str | None = None) -> NoReturn:
+    """Run the experiment that `script` (by default the calling file) belongs to, then exit."""
+    if script is None:
+        caller = sys._getframe(1).f_globals.get("__file__")
+        script = caller or fn.__code__.co_filename
+    sys.exit(run_script(fn, runs, Path(script), argv))
+
+
+def run_script(fn: RunFunction, runs: Any, script: Path, argv: list[str] | None = None) -> int:
+    args = parser(f"python {script.name}").parse_args(argv)
+    try:
+        return _run(fn, runs, script, args)
+    except KagexpError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"kagexp: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("kagexp: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> int:
+    exp = Experiment(script.parent, runs, script=script.resolve())
+    if args.list:
+        print(format_status_table(exp))
+        return EXIT_OK
+    only = [part for part in args.only.split(",") if part.strip()] if args.only else None
+    plans = exp.plan(only=only, force=args.force)
+    if args.dry_run:
+        print(format_dry_run(exp, plans, args.full))
+        return EXIT_OK
+    reporter = LineReporter()
+    for plan in plans:
+        if plan.action == "skip":
+            reporter.say(f"skip {exp.name}/{plan.name}: {plan.reason}")
+    started = time.monotonic()
+    results: list[RunResult] = []
+    with _sigterm_as_interrupt():
+        try:
+            results = exp.execute(fn, plans, reporter, fail_fast=args.fail_fast, capture=not args.no_capture)
+        finally:
+            reporter.say(summary(exp.name, plans, results, time.monotonic() - started))
+    return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
+
+
+def summary(exp: str, plans: list[Planned], results: list[RunResult], seconds: float) -> str:
+    counts: dict[str, int] = {}
+    for plan in plans:
+        if plan.action == "skip":
+            counts["skipped"] = counts.get("skipped", 0) + 1
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    ran = len([p for p in plans if p.action == "run"])
+    not_run = ran - len(results)
+    if not_run > 0:
+        counts["not run"] = not_run
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to do"
+    return f"{exp}: {parts} ({seconds:.1f} s)"
+
+
+def format_dry_run(exp: Experiment, plans: list[Planned], full: bool) -> str:
+    lines = []
+    for plan in plans:
+        verb = "would run" if plan.action == "run" else f"would skip ({plan.reason})"
+        lines.append(f"{exp.name}/{plan.name}: {verb}")
+        if full:
+            lines.extend("    " + line for line in config.dump_yaml(plan.spec.config).splitlines())
+            continue
+        changes = config.diff(exp.base, plan.spec.config)
+        lines.extend(f"    {_format_change(c)}" for c in changes)
+        if not changes:
+            lines.append("    (base config)")
+    return "\n".join(lines)
+
+
+def _format_change(change: config.Change) -> str:
+    if change.kind == "changed":
+        return f"{change.key}: {change.old!r} -> {change.new!r}"
+    if change.kind == "added":
+        return f"+{change.key}: {change.new!r}"
+    return f"-{change.key}"
+
+
+def format_status_table(exp: Experiment) -> str:
+    rows = [("run", "status", "attempt", "duration", "metrics")]
+    for name, status, meta in exp.statuses():
+        duration = meta.get("duration")
+        metrics = _read_metrics(exp.out_dir / name)
+        rows.append(
+            (name, status, str(meta.get("attempt", "")), f"{duration:.2f}s" if duration else "", format_metrics(metrics).strip())
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows).rstrip()
+
+
+def _read_metrics(run_dir: Path) -> dict:
+    from kagexp.files import read_json
+
+    try:
+        metrics = read_json(run_dir / "metrics.json")
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+class _sigterm_as_interrupt:
+    """SIGTERM (a scheduler's preemption, `kill`) ends the run as `interrupted`, like Ctrl-C."""
+
+    def __enter__(self) -> None:
+        self.previous = signal.signal(signal.SIGTERM, self._raise)
+
+    @staticmethod
+    def _raise(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGTERM, self.previous)
