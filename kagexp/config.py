@@ -120,27 +120,39 @@ _Dumper.add_representer(Config, _Dumper.represent_dict)
 # --- YAML in and out -------------------------------------------------------------------
 
 
-def parse_yaml(text: str, source: str, first_line: int = 1) -> Any:
+def position(source: str, line: int | None, first_line: int | None) -> str:
+    """`file:line` when the text's place in the file is known, else its line within the text."""
+    if line is None:
+        return source
+    if first_line is None:
+        return f"{source} (override line {line + 1})"
+    return f"{source}:{line + first_line}"
+
+
+def parse_yaml(text: str, source: str, first_line: int | None = 1) -> Any:
     """Parse YAML text; errors name `source` and the line (numbered from `first_line`)."""
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = f"{source}:{mark.line + first_line}" if mark else source
+        where = position(source, mark.line if mark else None, first_line)
         problem = exc.problem or exc.context or "invalid YAML"
+        lines = text.splitlines()
+        if mark and mark.line < len(lines) and "\t" in lines[mark.line]:
+            problem += " (a tab: indent YAML with spaces)"
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from None
 
 
-def parse_mapping(text: str, source: str, first_line: int = 1) -> dict:
+def parse_mapping(text: str, source: str, first_line: int | None = 1) -> dict:
     """Parse YAML that must be a mapping; empty text is an empty mapping."""
     data = parse_yaml(text, source, first_line)
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(
-            f"{source}:{first_line}: expected a mapping of keys to values at the top level, "
+            f"{position(source, 0, first_line)}: expected a mapping of keys to values at the top level, "
             f"found a {type(data).__name__}"
         )
     return data
@@ -335,11 +347,10 @@ def diff(old: dict, new: dict) -> list[Change]:
     return changes
 
 
-def locate(problems: list[Problem], text: str, source: str, first_line: int = 1, label: str = "") -> list[str]:
+def locate(problems: list[Problem], text: str, source: str, first_line: int | None = 1, label: str = "") -> list[str]:
     """One `file:line: [label: ]message` line per problem, for editors and humans alike."""
     lines = []
     for problem in problems:
-        line = key_line(text, problem.path)
-        where = f"{source}:{line + first_line}" if line is not None else source
+        where = position(source, key_line(text, problem.path), first_line)
         lines.append(f"{where}: {label + ': ' if label else ''}{problem.message}")
     return lines

@@ -99,12 +99,13 @@ class Experiment:
         except OSError:
             return ""
 
-    def _source_of(self, name: str, text: str) -> tuple[str, int]:
+    def _source_of(self, text: str) -> tuple[str, int | None]:
         """Where an override is written: exp.py and the line its string starts on, when found."""
+        script = self.relative(self.script) if self.script else f"exp/{self.name}/exp.py"
         position = self._script_text.find(text) if text.strip() else -1
         if position < 0:
-            return f"{self.relative(self.script) if self.script else self.name} (RUNS {name})", 1
-        return self.relative(self.script), self._script_text.count("\n", 0, position) + 1
+            return script, None
+        return script, self._script_text.count("\n", 0, position) + 1
 
     def specs(self, force: bool = False) -> list[RunSpec]:
         """Parse, check and merge every override; all problems of all runs raise one ConfigError."""
@@ -112,7 +113,7 @@ class Experiment:
         problems: list[str] = []
         specs = []
         for name, text in self.runs.items():
-            source, first_line = self._source_of(name, text)
+            source, first_line = self._source_of(text)
             label = f"{self.name}/{name}"
             yaml_text = config.dedent(text)
             try:

@@ -57,7 +57,9 @@ class Project:
         """`root/relative`, refusing paths that would leave the project."""
         path = Path(relative)
         if path.is_absolute() or ".." in path.parts:
-            raise ConfigError(f"{self.root / SETTINGS_FILE}: `{what}` must be a path inside the project, not {relative!r}")
+            raise ConfigError(
+                f"{self.root / SETTINGS_FILE}: `{what}` must be a path inside the project, not {relative!r}"
+            )
         return self.root / path
 
     def exp_dir(self, name: str) -> Path:

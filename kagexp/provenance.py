@@ -22,7 +22,9 @@ from pathlib import Path
 
 from kagexp import __version__
 
-IGNORED_DIRS = frozenset({"__pycache__", ".ipynb_checkpoints", "wandb", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache"})
+IGNORED_DIRS = frozenset(
+    {"__pycache__", ".ipynb_checkpoints", "wandb", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
+)
 IGNORED_SUFFIXES = (".pyc", ".pyo")
 # Written by kagexp itself into an experiment folder; editing them does not change the code.
 NOT_CODE = frozenset({"lineage.yml", "RESULTS.md", "results"})

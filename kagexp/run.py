@@ -16,11 +16,12 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kagexp import files
 from kagexp.config import Config, dump_yaml
@@ -176,8 +177,9 @@ class _Tee:
 
     def stop(self) -> None:
         os.dup2(self.saved, self.fd)
-        os.close(self.saved)
         self.thread.join(timeout=5)
+        if not self.thread.is_alive():  # else a child process still holds the pipe: leave it the terminal
+            os.close(self.saved)
 
 
 class OutputCapture:
@@ -388,4 +390,3 @@ def _finish(out: Path, meta: dict, status: str, duration: float, message: str) -
     if message and status != "done":
         meta["error"] = message
     files.write_json(out / META, meta)
-

@@ -153,15 +153,18 @@ def _format_change(change: config.Change) -> str:
 
 
 def format_status_table(exp: Experiment) -> str:
-    rows = [("run", "status", "attempt", "duration", "metrics")]
+    rows = [["run", "status", "attempt", "duration", "metrics"]]
     for name, status, meta in exp.statuses():
         duration = meta.get("duration")
-        metrics = _read_metrics(exp.out_dir / name)
-        rows.append(
-            (name, status, str(meta.get("attempt", "")), f"{duration:.2f}s" if duration else "", format_metrics(metrics).strip())
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths)) + "  " + r[4] for r in rows).rstrip()
+        metrics = format_metrics(_read_metrics(exp.out_dir / name)).strip()
+        rows.append([name, status, str(meta.get("attempt", "")), f"{duration:.2f}s" if duration else "", metrics])
+    return plain_table(rows)
+
+
+def plain_table(rows: list[list[str]]) -> str:
+    """Left-aligned columns separated by two spaces; no trailing blanks."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
 
 
 def _read_metrics(run_dir: Path) -> dict:

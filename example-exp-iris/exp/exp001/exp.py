@@ -5,8 +5,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # this experiment's own model.py and train.py
 
-import kagexp  # noqa: E402
 from train import cross_validate, load_data, predict  # noqa: E402
+
+import kagexp  # noqa: E402
 
 RUNS = [
     """

@@ -1,0 +1,129 @@
+"""Helpers that build real projects on disk and run their exp.py as real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+BASE_CONFIG = """\
+seed: 7
+lr: 1e-3
+dataset:
+  batch_size: 10
+  folds: [0, 1, 2]
+model:
+  name: tree
+  params:
+    max_depth: 1
+    min_samples_leaf: 1
+"""
+
+DEFAULT_BODY = """\
+with open(ROOT / "executions.txt", "a") as f:
+    f.write(ctx.name + "\\n")
+print("hello from", ctx.name)
+ctx.log({"cv": cfg.model.params.max_depth / 10})
+"""
+
+EXP_PY = """\
+import os
+import sys
+import time
+from pathlib import Path
+
+import kagexp
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNS = {runs}
+
+
+def run(cfg, ctx):
+{body}
+
+if __name__ == "__main__":
+    kagexp.main(run, RUNS)
+"""
+
+
+def build_tree(root: Path, tree: dict) -> None:
+    """Write a dict of {relative path: text or nested dict} as files under `root`."""
+    for name, content in tree.items():
+        path = root / name
+        if isinstance(content, dict):
+            path.mkdir(parents=True, exist_ok=True)
+            build_tree(path, content)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(content)
+
+
+def depth_runs(*depths: int) -> list[str]:
+    return [f"model:\n  params:\n    max_depth: {d}\n" for d in depths]
+
+
+def make_project(
+    root: Path,
+    runs: list | dict | str | None = None,
+    body: str = DEFAULT_BODY,
+    config: str = BASE_CONFIG,
+    exp: str = "exp001",
+    settings: str = "name: test\nmetric:\n  name: cv\n  direction: max\n",
+) -> Path:
+    """A project with one experiment; returns the project root."""
+    runs = depth_runs(1, 2, 3) if runs is None else runs
+    runs_src = runs if isinstance(runs, str) else repr(runs)
+    build_tree(
+        root,
+        {
+            "kagexp.yml": settings,
+            f"exp/{exp}/config.yml": config,
+            f"exp/{exp}/exp.py": EXP_PY.format(runs=runs_src, body=textwrap.indent(body, "    ")),
+            f"exp/{exp}/model.py": "DEPTH = 1\n",
+        },
+    )
+    return root
+
+
+def set_runs(root: Path, runs: list | dict, exp: str = "exp001", body: str = DEFAULT_BODY) -> None:
+    path = root / "exp" / exp / "exp.py"
+    path.write_text(EXP_PY.format(runs=repr(runs), body=textwrap.indent(body, "    ")))
+
+
+def run_exp(root: Path, *args: str, exp: str = "exp001", timeout: float = 60, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, f"exp/{exp}/exp.py", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=subprocess_env(),
+        **kwargs,
+    )
+
+
+def subprocess_env() -> dict:
+    env = dict(os.environ)
+    env.pop("NO_COLOR", None)
+    return env
+
+
+def out_dir(root: Path, exp: str = "exp001") -> Path:
+    return root / "data" / "output" / "exp" / exp
+
+
+def meta(root: Path, run: str, exp: str = "exp001") -> dict:
+    return json.loads((out_dir(root, exp) / run / "meta.json").read_text())
+
+
+def executions(root: Path) -> list[str]:
+    path = root / "executions.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def snapshot_tree(root: Path) -> dict[str, bytes]:
+    """Every file under `root` with its bytes, to prove that a command changed nothing."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
