@@ -302,7 +302,7 @@ def execute(
     capture: bool = True,
     on_start: Callable[[RunSpec], None] | None = None,
 ) -> RunResult:
-    """Claim, run and record one run. KeyboardInterrupt is recorded, then raised again."""
+    """Claim, run and record one run; Ctrl-C inside the run ends it as `interrupted`."""
     claim = Claim(spec.out_dir)
     if not claim.acquire():
         return RunResult(spec.name, "busy", message=holder_of(read_meta(spec.out_dir)))
@@ -347,8 +347,7 @@ def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bo
             seed_everything(spec.seed)
             fn(ctx.cfg, ctx)
     except KeyboardInterrupt:
-        status, message = "interrupted", "interrupted"
-        raise
+        status = "interrupted"
     except BaseException as exc:  # a failing run is recorded, the next run still runs
         status, message = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         files.write_text(out / "error.txt", traceback.format_exc())

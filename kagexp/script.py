@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -44,6 +45,7 @@ class LineReporter:
 
     def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stderr
+        self.results: list[RunResult] = []
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -52,11 +54,14 @@ class LineReporter:
         self.say(f"{spec.exp}/{spec.name} started")
 
     def finished(self, spec: RunSpec, result: RunResult) -> None:
+        self.results.append(result)
         label = f"{spec.exp}/{spec.name}"
         if result.status == "done":
             self.say(f"{label} done in {result.duration:.2f} s{format_metrics(result.metrics)}")
         elif result.status == "failed":
             self.say(f"{label} FAILED in {result.duration:.2f} s: {result.message} (see {spec.out_dir / 'error.txt'})")
+        elif result.status == "interrupted":
+            self.say(f"{label} interrupted after {result.duration:.2f} s")
         elif result.status == "skipped":
             self.say(f"skip {label}: {result.message}")
         else:
@@ -105,13 +110,12 @@ def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> 
         if plan.action == "skip":
             reporter.say(f"skip {exp.name}/{plan.name}: {plan.reason}")
     started = time.monotonic()
-    results: list[RunResult] = []
     with _sigterm_as_interrupt():
         try:
-            results = exp.execute(fn, plans, reporter, fail_fast=args.fail_fast, capture=not args.no_capture)
+            exp.execute(fn, plans, reporter, fail_fast=args.fail_fast, capture=not args.no_capture)
         finally:
-            reporter.say(summary(exp.name, plans, results, time.monotonic() - started))
-    return EXIT_FAILED if any(r.status == "failed" for r in results) else EXIT_OK
+            reporter.say(summary(exp.name, plans, reporter.results, time.monotonic() - started))
+    return EXIT_FAILED if any(r.status == "failed" for r in reporter.results) else EXIT_OK
 
 
 def summary(exp: str, plans: list[Planned], results: list[RunResult], seconds: float) -> str:
@@ -181,11 +185,14 @@ class _sigterm_as_interrupt:
     """SIGTERM (a scheduler's preemption, `kill`) ends the run as `interrupted`, like Ctrl-C."""
 
     def __enter__(self) -> None:
-        self.previous = signal.signal(signal.SIGTERM, self._raise)
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._raise)
 
     @staticmethod
     def _raise(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
     def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGTERM, self.previous)
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)

@@ -244,7 +244,19 @@ def test_sigint_marks_the_run_interrupted(tmp_path):
     assert json.loads((out_dir(root) / "run001" / "metrics.json").read_text()) == {"cv": 0.5}
     assert (out_dir(root) / "run001" / "log.txt").read_text() == "sleeping\n"
     assert not (out_dir(root) / "run002").exists()
-    assert "1 interrupted" not in stderr or "kagexp: interrupted" in stderr
+    assert "exp001/run001 interrupted after" in stderr
+    assert "exp001: 1 interrupted, 2 not run" in stderr and stderr.strip().endswith("kagexp: interrupted")
+
+
+def test_sigterm_is_an_interruption_too(tmp_path):
+    root = make_project(tmp_path, body='print("sleeping", flush=True)\ntime.sleep(30)\n')
+    proc = subprocess.Popen(
+        [sys.executable, "exp/exp001/exp.py"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline() == "sleeping\n"
+    proc.terminate()
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130 and meta(root, "run001")["status"] == "interrupted"
 
 
 def test_killed_runner_leaves_a_stale_run_that_runs_again(tmp_path):

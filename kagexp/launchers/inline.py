@@ -24,6 +24,8 @@ class InlineLauncher:
             results.append(result)
             if reporter:
                 reporter.finished(spec, result)
+            if result.status == "interrupted":
+                raise KeyboardInterrupt
             if fail_fast and result.status == "failed":
                 break
         return results
