@@ -1,13 +1,40 @@
-"""kagexp: Kaggle-style experiments, one self-contained folder each, runs from YAML overrides."""
+"""kagexp: Kaggle-style experiments, one self-contained folder each, runs from YAML overrides.
+
+The public names are loaded on first use, so `import kagexp` and `kagexp --help` stay fast.
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from kagexp.config import Config  # noqa: E402
-from kagexp.errors import KagexpError  # noqa: E402
-from kagexp.experiment import Experiment  # noqa: E402
-from kagexp.run import RunContext  # noqa: E402
-from kagexp.script import main  # noqa: E402
+_PUBLIC = {
+    "main": "kagexp.script",
+    "Experiment": "kagexp.experiment",
+    "RunContext": "kagexp.run",
+    "Config": "kagexp.config",
+    "KagexpError": "kagexp.errors",
+}
 
-__all__ = ["Config", "Experiment", "KagexpError", "RunContext", "main", "__version__"]
+__all__ = [*_PUBLIC, "__version__"]
+
+if TYPE_CHECKING:
+    from kagexp.config import Config
+    from kagexp.errors import KagexpError
+    from kagexp.experiment import Experiment
+    from kagexp.run import RunContext
+    from kagexp.script import main
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'kagexp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

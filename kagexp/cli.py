@@ -1,12 +1,16 @@
 """The `kagexp` command: parses arguments, calls the library, prints. No logic of its own.
 
 Click, not Typer: Typer costs ~20 ms more at start-up and `kagexp --help` must stay under 100 ms.
+Heavy modules (copier, cookiecutter, rich) are imported inside the commands that use them.
+Exit codes: 0 ok, 1 a run failed (or `diff --exit-code` found a difference), 2 user error, 130 interrupted.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from pathlib import Path
 
 import click
 
@@ -14,18 +18,104 @@ from kagexp import __version__
 from kagexp.errors import KagexpError
 
 EXIT_USAGE = 2
+FORMATS = click.Choice(["table", "csv", "json", "md"])
+
+
+def _color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _project():
+    from kagexp.project import load_project
+
+    return load_project()
+
+
+def _print_table(columns: list[str], rows: list[list], fmt: str) -> None:
+    """Rich table on a terminal, plain aligned text when piped (stable for grep and tests)."""
+    from kagexp.results import cell, render
+
+    if fmt == "table" and _color():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*columns, box=None, header_style="bold")
+        for row in rows:
+            table.add_row(*(cell(value) for value in row))
+        Console().print(table)
+        return
+    click.echo(render(columns, rows, fmt))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kagexp")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
+def cli(debug: bool) -> None:
     """Kaggle-style experiments: one folder per experiment, one run per YAML override.
 
-    Example: kagexp run exp001 --only run002
+    \b
+    Example:
+      kagexp init my-comp && cd my-comp
+      python exp/exp001/exp.py
+      kagexp new -m "hypothesis: deeper trees help"
+      kagexp runs --sort -cv
     """
-    ctx.obj = {"debug": debug}
+
+
+@cli.command()
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--template", "-t", help="A copier or cookiecutter template (path or git URL).")
+@click.option("--data", "-d", multiple=True, metavar="KEY=VALUE", help="Answer a template question.")
+@click.option("--defaults", is_flag=True, help="Take every default answer without asking.")
+@click.option("--trust", is_flag=True, help="Allow the template to run its own code (tasks, hooks).")
+@click.option("--force", is_flag=True, help="Render into a folder that is not empty.")
+def init(dest: Path, template: str | None, data: tuple[str, ...], defaults: bool, trust: bool, force: bool) -> None:
+    """Create a new project in DEST from the built-in template or --template.
+
+    \b
+    Example:
+      kagexp init my-comp --data competition=titanic --data metric_name=auc
+    """
+    from kagexp import scaffold
+
+    answers = _parse_data(data)
+    ask = not defaults and sys.stdin.isatty()
+    path = scaffold.init_project(dest, template, answers, defaults=not ask, trust=trust, force=force)
+    click.echo(f"created {path}\nnext: cd {dest} && python exp/exp001/exp.py")
+
+
+def _parse_data(pairs: tuple[str, ...]) -> dict:
+    answers = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--data")
+        answers[key.strip()] = value
+    return answers
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--from", "source", metavar="EXP", help="Experiment to copy (default: the highest numbered).")
+@click.option("-m", "--message", "note", help="A note for the new experiment, e.g. the hypothesis it tests.")
+@click.option("--template", "-t", help="Start from a copier or cookiecutter template instead of a copy.")
+@click.option("--trust", is_flag=True, help="Allow the template to run its own code.")
+def new(name: str | None, source: str | None, note: str | None, template: str | None, trust: bool) -> None:
+    """Copy an experiment wholesale into a new one (default: the next number, from the latest).
+
+    \b
+    Example:
+      kagexp new exp042 --from exp041 -m "larger images help"
+    """
+    from kagexp import scaffold
+
+    created = scaffold.new_experiment(_project(), name, source, note, template, trust)
+    for relative, size in created.large_files:
+        click.echo(f"warning: copied a large file {relative} ({size / 2**20:.0f} MB)", err=True)
+    origin = f" from {created.parent}" if created.parent else ""
+    click.echo(
+        f"created exp/{created.name}{origin}\nnext: edit exp/{created.name}/, then python exp/{created.name}/exp.py"
+    )
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
@@ -34,11 +124,116 @@ def cli(ctx: click.Context, debug: bool) -> None:
 def run(exp: str, args: tuple[str, ...]) -> None:
     """Run an experiment: the same as `python exp/EXP/exp.py ARGS`.
 
-    Example: kagexp run 1 --only run002 --force
+    \b
+    Example:
+      kagexp run 1 --only run002 --force
     """
     from kagexp.experiment import run_script
 
     sys.exit(run_script(exp, list(args)))
+
+
+@cli.command()
+@click.argument("a")
+@click.argument("b", required=False)
+@click.option("--stat", is_flag=True, help="Only the summary, no unified diffs.")
+@click.option("--config", "only_config", is_flag=True, help="Only the config (and metrics, environment).")
+@click.option("--code", "only_code", is_flag=True, help="Only the code files.")
+@click.option("--tool", metavar="CMD", help="Open an external diff tool on the two code folders (e.g. meld).")
+@click.option("--exit-code", is_flag=True, help="Exit with 1 when they differ, like git diff.")
+def diff(a: str, b: str | None, stat: bool, only_config: bool, only_code: bool, tool: str | None, exit_code: bool):
+    """Compare two experiments, runs or folders (one experiment: with its parent).
+
+    \b
+    Example:
+      kagexp diff exp033 exp034
+      kagexp diff exp033/run002 exp034/run001 --config
+    """
+    from kagexp import diff as diffing
+    from kagexp.views import comparison_text
+
+    project = _project()
+    comparison = diffing.compare(project, a, b)
+    if tool:
+        sys.exit(diffing.open_tool(tool, comparison.left, comparison.right))
+    parts = ("config",) if only_config else ("code",) if only_code else ("config", "code")
+    for line in comparison_text(comparison, stat, parts):
+        click.echo(_colored(line))
+    if exit_code and comparison.differs:
+        sys.exit(1)
+
+
+def _colored(line: str) -> str:
+    if not _color():
+        return line
+    if line.startswith(("+++", "---")):
+        return click.style(line, bold=True)
+    if line.startswith("@@"):
+        return click.style(line, fg="cyan")
+    if line.startswith(("+", "  + ", "  added")):
+        return click.style(line, fg="green")
+    if line.startswith(("-", "  - ", "  removed")):
+        return click.style(line, fg="red")
+    return line
+
+
+@cli.command(name="ls")
+@click.option("--format", "fmt", type=FORMATS, default="table", help="Output format.")
+def ls_(fmt: str) -> None:
+    """List experiments: parent, runs done/failed/running/stale, best metric, code changed, note.
+
+    \b
+    Example:
+      kagexp ls --format md
+    """
+    from kagexp.results import summarize
+    from kagexp.views import summary_rows
+
+    project = _project()
+    columns, rows = summary_rows(summarize(project), project.settings["metric"]["name"])
+    _print_table(columns, rows, fmt)
+
+
+@cli.command()
+@click.argument("exps", nargs=-1)
+@click.option("--status", help="Only runs with this status (done, failed, running, stale, interrupted).")
+@click.option("--where", metavar="EXPR", help="Filter, e.g. 'model.params.max_depth>=2 and cv>0.9'.")
+@click.option("--sort", "sort_key", metavar="KEY", help="Sort by a key or metric; -KEY for descending.")
+@click.option("--limit", type=int, help="Show at most N runs.")
+@click.option("--format", "fmt", type=FORMATS, default="table", help="Output format.")
+@click.option("--all-keys", is_flag=True, help="Show every config key, not only those that vary.")
+def runs(exps, status, where, sort_key, limit, fmt, all_keys) -> None:
+    """List runs: one row each, with the config keys that vary, metrics and status.
+
+    \b
+    Example:
+      kagexp runs exp001 exp002 --where 'cv>0.9' --sort -cv --format csv
+    """
+    from kagexp import results
+
+    records = results.scan(_project(), list(exps) or None)
+    if status:
+        records = [r for r in records if r.status == status]
+    records = results.sort(results.where(records, where), sort_key)
+    if limit is not None:
+        records = records[:limit]
+    columns, rows = results.table(records, all_keys)
+    _print_table(columns, rows, fmt)
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+def show(run_id: str) -> None:
+    """Everything about one run: override, merged config, metrics, status, provenance, files.
+
+    \b
+    Example:
+      kagexp show exp001/run002
+    """
+    from kagexp.results import find_run
+    from kagexp.views import record_text
+
+    click.echo("\n".join(record_text(find_run(_project(), run_id))))
 
 
 def main() -> None:
@@ -50,7 +245,7 @@ def main() -> None:
             traceback.print_exc()
         click.echo(f"kagexp: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("kagexp: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:

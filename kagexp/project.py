@@ -10,6 +10,7 @@ from kagexp import config
 from kagexp.errors import ConfigError, InvalidNameError, NotFoundError
 
 SETTINGS_FILE = "kagexp.yml"
+LINEAGE_FILE = "lineage.yml"
 
 DEFAULT_SETTINGS: dict = {
     "name": None,
@@ -67,6 +68,16 @@ class Project:
 
     def output_dir(self, exp: str) -> Path:
         return self.output_root / check_name(exp, "experiment")
+
+    def lineage(self, exp: str) -> dict:
+        """The parent and note `kagexp new` recorded in `exp/EXP/lineage.yml` (empty when none)."""
+        path = self.exp_dir(exp) / LINEAGE_FILE
+        if not path.is_file():
+            return {}
+        try:
+            return config.read_mapping(path)
+        except ConfigError:
+            return {}
 
     def experiments(self) -> list[str]:
         """Experiment folder names, in number order (`exp2` before `exp10`)."""

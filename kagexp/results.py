@@ -1,0 +1,338 @@
+"""Run folders read back as records, for listing, filtering, sorting and formatting.
+
+`--where` is a small comparison language over dotted config keys, metrics and run fields
+(`model.params.max_depth>=2 and cv>0.9`); it is parsed here, never evaluated as Python.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import operator
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kagexp import config, files
+from kagexp.errors import ConfigError, KagexpError, NotFoundError
+from kagexp.project import Project, exp_name, run_name
+from kagexp.run import META, METRICS, read_meta, status_of
+
+FIELDS = ("exp", "run", "status", "duration", "started")
+
+
+@dataclass
+class RunRecord:
+    """One run as listed: its identity, status, flattened merged config and last metrics."""
+
+    exp: str
+    run: str
+    status: str
+    path: Path
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return f"{self.exp}/{self.run}"
+
+    def value(self, key: str) -> Any:
+        """A field, metric or config value by name; metrics win over config keys of the same name."""
+        if key in FIELDS:
+            return getattr(self, key, None) if key in ("exp", "run", "status") else self.meta.get(key)
+        if key in self.metrics:
+            return self.metrics[key]
+        return self.config.get(key)
+
+    def has(self, key: str) -> bool:
+        return key in FIELDS or key in self.metrics or key in self.config
+
+
+def read_record(exp: str, run_dir: Path) -> RunRecord:
+    """A run folder as a record; legacy folders (only config_update.yml) read as `unknown`."""
+    meta = read_meta(run_dir)
+    status = status_of(run_dir, meta) if meta is not None else "unknown"
+    record = RunRecord(exp, run_dir.name, status, run_dir, meta=meta or {})
+    record.config = config.flatten(_read_config(run_dir))
+    record.metrics = _read_json_dict(run_dir / METRICS)
+    return record
+
+
+def _read_config(run_dir: Path) -> dict:
+    for name in ("config.yml", "config_update.yml"):
+        path = run_dir / name
+        if path.is_file():
+            try:
+                return config.read_mapping(path)
+            except ConfigError:
+                return {}
+    return {}
+
+
+def _read_json_dict(path: Path) -> dict:
+    try:
+        data = files.read_json(path)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def is_run_dir(path: Path) -> bool:
+    return (
+        path.is_dir()
+        and not path.name.startswith(".")
+        and ((path / META).exists() or (path / "config_update.yml").exists())
+    )
+
+
+def scan(project: Project, exps: list[str] | None = None) -> list[RunRecord]:
+    """Every run of the given experiments (default: all with outputs), in name order."""
+    names = [exp_name(e) for e in exps] if exps else _experiments_with_outputs(project)
+    records = []
+    for name in names:
+        out = project.output_dir(name)
+        if not out.is_dir():
+            if not project.exp_dir(name).is_dir():
+                raise NotFoundError(f"no experiment {name}{_suggest(name, project.experiments())}")
+            continue
+        runs = sorted(p for p in out.iterdir() if is_run_dir(p))
+        records.extend(read_record(name, run_dir) for run_dir in runs)
+    return records
+
+
+def _experiments_with_outputs(project: Project) -> list[str]:
+    if not project.output_root.is_dir():
+        return []
+    names = {p.name for p in project.output_root.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    return sorted(names, key=_natural)
+
+
+def _natural(name: str) -> tuple:
+    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
+
+
+def _suggest(name: str, candidates: list[str]) -> str:
+    hint = config.did_you_mean(name, candidates)
+    listed = f" (experiments: {', '.join(candidates[-8:])})" if candidates else " (no experiments yet)"
+    return hint + listed
+
+
+def find_run(project: Project, text: str) -> RunRecord:
+    """`exp003/run002`, `3/2` or `exp003/run002/` as a record; a clear error when absent."""
+    parts = [p for p in text.strip().strip("/").split("/") if p]
+    if len(parts) != 2:
+        raise NotFoundError(f"{text!r} is not a run; write it as exp003/run002")
+    exp, run = exp_name(parts[0]), run_name(parts[1])
+    run_dir = project.output_dir(exp) / run
+    if not is_run_dir(run_dir):
+        existing = sorted(p.name for p in project.output_dir(exp).glob("*") if is_run_dir(p))
+        hint = config.did_you_mean(run, existing) if existing else ""
+        where = f"runs of {exp}: {', '.join(existing)}" if existing else f"{exp} has no runs yet"
+        raise NotFoundError(f"no run {exp}/{run}{hint} ({where})")
+    return read_record(exp, run_dir)
+
+
+# --- --where -------------------------------------------------------------------------
+
+_OPS = {"==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
+_CONDITION = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(==|!=|<=|>=|<|>)\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class Condition:
+    key: str
+    op: str
+    value: Any
+
+    def matches(self, record: RunRecord) -> bool:
+        if not record.has(self.key):
+            return False
+        left = record.value(self.key)
+        if self.op in ("==", "!=") or _comparable(left, self.value):
+            try:
+                return bool(_OPS[self.op](left, self.value))
+            except TypeError:
+                return False
+        return False
+
+
+def _comparable(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    return (isinstance(a, numbers) and isinstance(b, numbers)) or (isinstance(a, str) and isinstance(b, str))
+
+
+def parse_where(text: str) -> list[Condition]:
+    """`key op value [and key op value …]`; values are YAML scalars (`3`, `1e-3`, `true`, `'adam'`)."""
+    conditions = []
+    for part in re.split(r"\s+and\s+", text.strip()):
+        match = _CONDITION.match(part)
+        if not match:
+            raise ConfigError(
+                f"--where: cannot parse {part.strip()!r}; write KEY OP VALUE with OP one of "
+                "== != < <= > >=, joined by `and` (e.g. 'model.params.max_depth>=2 and cv>0.9')"
+            )
+        key, op, raw = match.groups()
+        try:
+            value = config.parse_yaml(raw, "--where")
+        except ConfigError:
+            value = raw
+        if isinstance(value, (dict, list)):
+            value = raw
+        conditions.append(Condition(key, op, value))
+    return conditions
+
+
+def where(records: list[RunRecord], text: str | None) -> list[RunRecord]:
+    """The records matching every condition; a key no record has is an error with a suggestion."""
+    if not text:
+        return records
+    conditions = parse_where(text)
+    known = sorted({k for r in records for k in (*r.config, *r.metrics)} | set(FIELDS))
+    for condition in conditions:
+        if records and not any(r.has(condition.key) for r in records):
+            raise ConfigError(f"--where: no run has a key `{condition.key}`{config.did_you_mean(condition.key, known)}")
+    return [r for r in records if all(c.matches(r) for c in conditions)]
+
+
+def sort(records: list[RunRecord], key: str | None) -> list[RunRecord]:
+    """Sort by a key (`-cv` for descending); runs without the key come last either way."""
+    if not key:
+        return records
+    descending = key.startswith("-")
+    name = key.lstrip("-+")
+    present = [r for r in records if _sortable(r.value(name))]
+    missing = [r for r in records if not _sortable(r.value(name))]
+    present.sort(key=lambda r: (isinstance(r.value(name), str), r.value(name)), reverse=descending)
+    return present + missing
+
+
+def _sortable(value: Any) -> bool:
+    return isinstance(value, (int, float, str))
+
+
+# --- experiments ---------------------------------------------------------------------
+
+
+@dataclass
+class ExpSummary:
+    """One row of `kagexp ls`."""
+
+    name: str
+    parent: str | None
+    note: str | None
+    counts: dict[str, int]
+    best: Any
+    best_run: str | None
+    last_run: str | None
+    code_changed: bool | None
+
+
+def summarize(project: Project) -> list[ExpSummary]:
+    """Every experiment folder with its runs' counts, best metric and whether its code moved on."""
+    metric = project.settings["metric"]
+    by_exp: dict[str, list[RunRecord]] = {}
+    for record in scan(project, _all_experiments(project)):
+        by_exp.setdefault(record.exp, []).append(record)
+    return [_summary(project, name, by_exp.get(name, []), metric) for name in _all_experiments(project)]
+
+
+def _all_experiments(project: Project) -> list[str]:
+    return sorted(set(project.experiments()) | set(_experiments_with_outputs(project)), key=_natural)
+
+
+def _summary(project: Project, name: str, records: list[RunRecord], metric: dict) -> ExpSummary:
+    from kagexp.provenance import code_files, code_hash
+
+    lineage = project.lineage(name)
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record.status] = counts.get(record.status, 0) + 1
+    best_run, best = _best(records, metric["name"], metric["direction"])
+    started = [r.meta["started"] for r in records if r.meta.get("started")]
+    latest = max((r for r in records if r.meta.get("started")), key=lambda r: r.meta["started"], default=None)
+    changed = None
+    exp_dir = project.exp_root / name
+    if latest and latest.meta.get("code_hash") and exp_dir.is_dir():
+        current = code_hash(exp_dir, code_files(exp_dir, project.settings["new"]["exclude"]))
+        changed = current != latest.meta["code_hash"]
+    return ExpSummary(
+        name, lineage.get("parent"), lineage.get("note"), counts, best, best_run, max(started, default=None), changed
+    )
+
+
+def _best(records: list[RunRecord], metric: str | None, direction: str) -> tuple[str | None, Any]:
+    scored = [(r.metrics[metric], r.run) for r in records if metric and isinstance(r.metrics.get(metric), (int, float))]
+    if not scored:
+        return None, None
+    value, run = max(scored) if direction == "max" else min(scored)
+    return run, value
+
+
+# --- tables --------------------------------------------------------------------------
+
+
+def varying_keys(records: list[RunRecord]) -> list[str]:
+    """Config keys whose value differs between the records (or is missing in some)."""
+    keys: dict[str, None] = {}
+    for record in records:
+        keys.update(dict.fromkeys(record.config))
+    return [k for k in keys if len({json.dumps(r.config.get(k, "<missing>"), default=str) for r in records}) > 1]
+
+
+def metric_keys(records: list[RunRecord]) -> list[str]:
+    keys: dict[str, None] = {}
+    for record in records:
+        keys.update(dict.fromkeys(record.metrics))
+    return list(keys)
+
+
+def table(records: list[RunRecord], all_keys: bool = False) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows for `kagexp runs`: run, status, the varying config keys, metrics, duration."""
+    config_keys = list(dict.fromkeys(k for r in records for k in r.config)) if all_keys else varying_keys(records)
+    metrics = metric_keys(records)
+    columns = ["run", "status", *config_keys, *metrics, "duration"]
+    rows = [
+        [
+            r.id,
+            r.status,
+            *(r.config.get(k) for k in config_keys),
+            *(r.metrics.get(k) for k in metrics),
+            r.meta.get("duration"),
+        ]
+        for r in records
+    ]
+    return columns, rows
+
+
+def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
+    """The table as `table` (aligned text), `csv`, `json` (a list of objects) or `md`."""
+    if fmt == "json":
+        return json.dumps([dict(zip(columns, row)) for row in rows], indent=1, default=str)
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["" if v is None else cell(v) for v in row] for row in rows])
+        return buffer.getvalue().rstrip("\n")
+    cells = [columns, *[[cell(v) for v in row] for row in rows]]
+    if fmt == "md":
+        lines = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        lines.insert(1, "|" + "|".join("---" for _ in columns) + "|")
+        return "\n".join(lines)
+    if fmt == "table":
+        widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    raise KagexpError(f"unknown format {fmt!r}; use table, csv, json or md")
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)

@@ -1,0 +1,134 @@
+"""Text for the terminal: how `kagexp show`, `diff` and `ls` print what the library found."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kagexp import config
+from kagexp.diff import Comparison
+from kagexp.results import ExpSummary, RunRecord
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def comparison_text(c: Comparison, stat: bool = False, parts: tuple[str, ...] = ("config", "code")) -> list[str]:
+    """Lines of `kagexp diff`: config by dotted key, files, then unified diffs (not with `stat`)."""
+    lines = [f"--- {c.left.label}", f"+++ {c.right.label}"]
+    if "config" in parts:
+        lines.append(f"config: {len(c.config)} key(s) differ" if c.config else "config: same")
+        lines.extend("  " + change_text(change) for change in c.config)
+    if c.metrics and "config" in parts:
+        lines.append("metrics:")
+        for key, a, b, delta in c.metrics:
+            shown = f"  (delta {delta:+.6g})" if delta is not None else ""
+            lines.append(f"  {key}: {_value(a) or '-'} | {_value(b) or '-'}{shown}")
+    if c.environment and "config" in parts:
+        lines.append("environment:")
+        lines.extend(f"  {key}: {_value(a) or '-'} -> {_value(b) or '-'}" for key, a, b in c.environment)
+    if "code" in parts:
+        lines.append(f"files: {len(c.files)} differ" if c.files else "files: same")
+        lines.extend(f"  {f.kind:8} {f.path}" for f in c.files)
+        if not stat:
+            for change in c.files:
+                if change.diff:
+                    lines.extend(change.diff.rstrip("\n").split("\n"))
+    return lines
+
+
+def change_text(change: config.Change) -> str:
+    if change.kind == "changed":
+        return f"~ {change.key}: {change.old!r} -> {change.new!r}"
+    if change.kind == "added":
+        return f"+ {change.key}: {change.new!r}"
+    return f"- {change.key}: {change.old!r}"
+
+
+def record_text(record: RunRecord) -> list[str]:
+    """Everything about one run, for `kagexp show`."""
+    meta = record.meta
+    lines = [f"{record.id}  {record.status}" + (f"  (attempt {meta['attempt']})" if meta.get("attempt") else "")]
+    if meta.get("started"):
+        lines.append(f"started {meta['started']}  ended {meta.get('ended') or '-'}  duration {meta.get('duration')} s")
+    if meta.get("error"):
+        lines.append(f"error: {meta['error']}")
+    lines.append("override (config_update.yml):")
+    lines.extend("  " + line for line in _read(record.path / "config_update.yml").splitlines() or ["(base config)"])
+    lines.append("config (config.yml):")
+    lines.extend("  " + line for line in _read(record.path / "config.yml").splitlines())
+    lines.append("metrics:")
+    lines.extend(f"  {k} = {_value(v)}" for k, v in record.metrics.items())
+    lines.extend(_provenance_lines(meta))
+    lines.append("files:")
+    for path in sorted(record.path.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            lines.append(f"  {path.relative_to(record.path).as_posix()}  {path.stat().st_size} B")
+    return lines
+
+
+def _provenance_lines(meta: dict) -> list[str]:
+    if not meta.get("host"):
+        return []
+    git = meta.get("git") or {}
+    git_line = (
+        f"git: {git.get('commit') or 'no commit'} on {git.get('branch') or 'detached'}"
+        + (", dirty (see git.diff)" if git.get("dirty") else ", clean")
+        if git
+        else "git: not a repository"
+    )
+    command = " ".join(meta.get("command") or [])
+    return [
+        "provenance:",
+        f"  host {meta.get('host')}  pid {meta.get('pid')}  user {meta.get('user')}",
+        f"  python {meta.get('python')}  kagexp {meta.get('kagexp')}  {meta.get('platform')}",
+        f"  gpus: {', '.join(meta.get('gpus') or []) or 'none'}",
+        f"  {git_line}",
+        f"  code {meta.get('code_hash')}  seed {meta.get('seed')}",
+        f"  command: {command}",
+        f"  packages: {len(meta.get('packages') or {})} recorded in meta.json",
+    ]
+
+
+def _read(path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return ""
+
+
+def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows of `kagexp ls`."""
+    columns = [
+        "exp",
+        "parent",
+        "done",
+        "failed",
+        "running",
+        "stale",
+        f"best {metric or 'metric'}",
+        "last run",
+        "code",
+        "note",
+    ]
+    rows = []
+    for s in summaries:
+        code = {True: "changed", False: "same", None: ""}[s.code_changed]
+        best = f"{_value(s.best)} ({s.best_run})" if s.best_run else ""
+        rows.append(
+            [
+                s.name,
+                s.parent or "",
+                s.counts.get("done", 0),
+                s.counts.get("failed", 0),
+                s.counts.get("running", 0),
+                s.counts.get("stale", 0),
+                best,
+                (s.last_run or "")[:19].replace("T", " "),
+                code,
+                s.note or "",
+            ]
+        )
+    return columns, rows
