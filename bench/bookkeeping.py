@@ -9,10 +9,18 @@ The bare loop does, in the same process, what a hand-written runner would: make 
 write config_update.yml, config.yml, meta.json, metrics.json and metrics.jsonl with plain
 `open()`, `json.dump` and `yaml.safe_dump`, and call the same run function.
 
-Prints a markdown table; the targets are an overhead of at most 2 ms per run and a
-flatness (median at the largest N over median at the smallest N) of at most 1.3.
+Prints a markdown table: median and p90 per run of both, their difference (kagexp's overhead),
+the time of `Experiment.plan()`, and how much longer the first run took than the median (the
+one-time cost of provenance: installed packages, git, code snapshot; in the first row also
+what a process pays once, such as importing numpy to seed it). The targets are an overhead of
+at most 2 ms per run and a flatness (median at the largest N over median at the smallest N)
+of at most 1.3.
 
-Run: `python bench/bookkeeping.py [--runs 200,2000]` (`make bench` runs it, then bench/startup.py).
+The run folders go to the system temp folder (`TMPDIR`) or `--dir`; on a real disk the figures
+also hold the filesystem's cost (and its noise), on a tmpfs such as /dev/shm only kagexp's own.
+
+Run: `python bench/bookkeeping.py [--runs 200,2000] [--dir /dev/shm]`
+(`make bench` runs it, then bench/startup.py).
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ class Stopwatch:
         self.samples: list[float] = []
 
     def started(self, spec: RunSpec) -> None:
-        pass
+        """Part of the reporter protocol; a run's sample already starts at the previous `finished()`."""
 
     def finished(self, spec: RunSpec, result: RunResult) -> None:
         now = time.perf_counter()
@@ -149,14 +157,24 @@ class Row:
         return ms(self.kagexp.samples[0] - statistics.median(self.kagexp.samples))
 
 
-def measure(n: int) -> Row:
-    root = Path(tempfile.mkdtemp(prefix=f"kagexp-bench-{n}-"))
+def measure(n: int, parent: Path) -> Row:
+    root = Path(tempfile.mkdtemp(prefix=f"kagexp-bench-{n}-", dir=parent))
     try:
         kagexp = time_kagexp(root / "project", n)
         bare = time_bare(root / "bare", n)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     return Row(n, kagexp, bare)
+
+
+def filesystem(path: Path) -> str:
+    """The type of the filesystem holding `path`, from /proc/mounts (Linux), else `unknown`."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    holding = [(point, kind) for point, kind in mounts if path.resolve().is_relative_to(point)]
+    return max(holding, key=lambda mount: len(mount[0]))[1] if holding else "unknown"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -221,12 +239,16 @@ def targets_table(rows: list[Row]) -> str:
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", default="200,2000", help="comma-separated numbers of runs (default: 200,2000)")
+    p.add_argument("--dir", help="where to make the temporary projects (default: the system temp folder)")
     return p.parse_args()
 
 
 def main() -> None:
-    counts = sorted(int(part) for part in parse_args().runs.split(",") if part.strip())
-    rows = [measure(n) for n in counts]
+    args = parse_args()
+    counts = sorted(int(part) for part in args.runs.split(",") if part.strip())
+    parent = Path(args.dir or tempfile.gettempdir())
+    print(f"Runs written under {parent} ({filesystem(parent)}).\n")
+    rows = [measure(n, parent) for n in counts]
     print(figures_table(rows))
     print()
     print(targets_table(rows))

@@ -18,7 +18,7 @@ _PUBLIC = {
     "KagexpError": "kagexp.errors",
 }
 
-__all__ = [*_PUBLIC, "__version__"]
+__all__ = ["Config", "Experiment", "KagexpError", "RunContext", "main", "__version__"]
 
 if TYPE_CHECKING:
     from kagexp.config import Config

@@ -33,8 +33,20 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def dumps(obj: Any) -> str:
+    """JSON with one top-level key per line: readable, and each value goes through the fast
+    C encoder (`indent=` would switch the whole document to the slow pure-Python one)."""
+    if not isinstance(obj, dict) or not obj:
+        return json.dumps(obj, ensure_ascii=False, default=str) + "\n"
+    lines = (
+        f" {json.dumps(str(k), ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False, default=str)}"
+        for k, v in obj.items()
+    )
+    return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
 def write_json(path: Path, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=1, ensure_ascii=False, default=str) + "\n")
+    write_text(path, dumps(obj))
 
 
 def copy_file(src: Path, dst: Path) -> None:

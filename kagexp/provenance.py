@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from pathlib import Path
 
 from kagexp import __version__
@@ -67,6 +67,7 @@ def git_state(root: Path, exp_dir: Path) -> GitState | None:
     return GitState(commit, branch, dirty, untracked, diff or "")
 
 
+@cache
 def installed_packages() -> dict[str, str]:
     """Versions of every installed distribution, without a `pip freeze` subprocess."""
     from importlib.metadata import distributions
@@ -79,6 +80,7 @@ def installed_packages() -> dict[str, str]:
     return dict(sorted(packages.items(), key=lambda item: item[0].lower()))
 
 
+@cache
 def gpu_names() -> list[str]:
     """GPU names from `nvidia-smi`, or an empty list when there is none (short timeout)."""
     if not shutil.which("nvidia-smi"):

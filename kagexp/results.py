@@ -138,7 +138,7 @@ def find_run(project: Project, text: str) -> RunRecord:
 # --- --where -------------------------------------------------------------------------
 
 _OPS = {"==": operator.eq, "!=": operator.ne, "<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
-_CONDITION = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(==|!=|<=|>=|<|>)\s*(.+?)\s*$")
+_CONDITION = re.compile(r"""^\s*([A-Za-z_][\w.\-]*)\s*(==|!=|<=|>=|<|>)\s*('[^']*'|"[^"]*"|[^\s'"<>=!]\S*)\s*$""")
 
 
 @dataclass(frozen=True)
