@@ -37,7 +37,9 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bookkeeping.py
+	if [ -d /dev/shm ]; then $(BIN)/python bench/bookkeeping.py --dir /dev/shm; fi
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/new_vs_cp.py
 
 clean:
 	rm -rf example-exp-iris/data/output .pytest_cache
