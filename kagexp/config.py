@@ -333,6 +333,13 @@ class Change:
     old: Any = None
     new: Any = None
 
+    def __str__(self) -> str:
+        if self.kind == "changed":
+            return f"~ {self.key}: {self.old!r} -> {self.new!r}"
+        if self.kind == "added":
+            return f"+ {self.key}: {self.new!r}"
+        return f"- {self.key}: {self.old!r}"
+
 
 def diff(old: dict, new: dict) -> list[Change]:
     """The leaves that differ between two configs, in the order they appear."""

@@ -142,33 +142,21 @@ def format_dry_run(exp: Experiment, plans: list[Planned], full: bool) -> str:
             lines.extend("    " + line for line in config.dump_yaml(plan.spec.config).splitlines())
             continue
         changes = config.diff(exp.base, plan.spec.config)
-        lines.extend(f"    {_format_change(c)}" for c in changes)
+        lines.extend(f"    {change}" for change in changes)
         if not changes:
             lines.append("    (base config)")
     return "\n".join(lines)
 
 
-def _format_change(change: config.Change) -> str:
-    if change.kind == "changed":
-        return f"{change.key}: {change.old!r} -> {change.new!r}"
-    if change.kind == "added":
-        return f"+{change.key}: {change.new!r}"
-    return f"-{change.key}"
-
-
 def format_status_table(exp: Experiment) -> str:
-    rows = [["run", "status", "attempt", "duration", "metrics"]]
+    from kagexp.results import render
+
+    rows = []
     for name, status, meta in exp.statuses():
         duration = meta.get("duration")
         metrics = format_metrics(_read_metrics(exp.out_dir / name)).strip()
-        rows.append([name, status, str(meta.get("attempt", "")), f"{duration:.2f}s" if duration else "", metrics])
-    return plain_table(rows)
-
-
-def plain_table(rows: list[list[str]]) -> str:
-    """Left-aligned columns separated by two spaces; no trailing blanks."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
+        rows.append([name, status, meta.get("attempt"), f"{duration:.2f}s" if duration else "", metrics])
+    return render(["run", "status", "attempt", "duration", "metrics"], rows, "table")
 
 
 def _read_metrics(run_dir: Path) -> dict:

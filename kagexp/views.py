@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from kagexp import config
 from kagexp.diff import Comparison
 from kagexp.results import ExpSummary, RunRecord
 
@@ -20,7 +19,7 @@ def comparison_text(c: Comparison, stat: bool = False, parts: tuple[str, ...] = 
     lines = [f"--- {c.left.label}", f"+++ {c.right.label}"]
     if "config" in parts:
         lines.append(f"config: {len(c.config)} key(s) differ" if c.config else "config: same")
-        lines.extend("  " + change_text(change) for change in c.config)
+        lines.extend(f"  {change}" for change in c.config)
     if c.metrics and "config" in parts:
         lines.append("metrics:")
         for key, a, b, delta in c.metrics:
@@ -37,14 +36,6 @@ def comparison_text(c: Comparison, stat: bool = False, parts: tuple[str, ...] = 
                 if change.diff:
                     lines.extend(change.diff.rstrip("\n").split("\n"))
     return lines
-
-
-def change_text(change: config.Change) -> str:
-    if change.kind == "changed":
-        return f"~ {change.key}: {change.old!r} -> {change.new!r}"
-    if change.kind == "added":
-        return f"+ {change.key}: {change.new!r}"
-    return f"- {change.key}: {change.old!r}"
 
 
 def record_text(record: RunRecord) -> list[str]:

@@ -139,12 +139,12 @@ def test_dry_run_writes_nothing(tmp_path):
         "exp001/run001: would run",
         "    (base config)",
         "exp001/run002: would run",
-        "    model.params.max_depth: 1 -> 4",
+        "    ~ model.params.max_depth: 1 -> 4",
         "exp001/run003: would run",
         "    (base config)",
         "exp001/run004: would run",
-        "    lr: 0.001 -> 0.5",
-        "    +extra: [1, 2]",
+        "    ~ lr: 0.001 -> 0.5",
+        "    + extra: [1, 2]",
     ]
     full = run_exp(root, "--dry-run", "--full", "--only", "run002")
     assert "exp001/run002: would run\n    seed: 7\n    lr: 0.001\n" in full.stdout
