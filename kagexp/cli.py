@@ -69,7 +69,8 @@ def cli(debug: bool) -> None:
 @click.option("--defaults", is_flag=True, help="Take every default answer without asking.")
 @click.option("--trust", is_flag=True, help="Allow the template to run its own code (tasks, hooks).")
 @click.option("--force", is_flag=True, help="Render into a folder that is not empty.")
-def init(dest: Path, template: str | None, data: tuple[str, ...], defaults: bool, trust: bool, force: bool) -> None:
+@click.option("--vcs-ref", metavar="REF", help="The git tag, branch or commit of a template kept in git.")
+def init(dest: Path, template, data: tuple[str, ...], defaults: bool, trust: bool, force: bool, vcs_ref) -> None:
     """Create a new project in DEST from the built-in template or --template.
 
     \b
@@ -80,8 +81,20 @@ def init(dest: Path, template: str | None, data: tuple[str, ...], defaults: bool
 
     answers = _parse_data(data)
     ask = not defaults and sys.stdin.isatty()
-    path = scaffold.init_project(dest, template, answers, defaults=not ask, trust=trust, force=force)
+    path = _trusting(scaffold.init_project, trust, dest, template, answers, not ask, force=force, vcs_ref=vcs_ref)
     click.echo(f"created {path}\nnext: cd {dest} && python exp/exp001/exp.py")
+
+
+def _trusting(action, trust: bool, *args, **kwargs):
+    """Run `action`; when the template runs code and a person is at the terminal, ask once."""
+    from kagexp.errors import UntrustedTemplateError
+
+    try:
+        return action(*args, trust=trust, **kwargs)
+    except UntrustedTemplateError as exc:
+        if trust or not sys.stdin.isatty() or not click.confirm(f"{exc}.\nTrust it and run its code?", default=False):
+            raise
+        return action(*args, trust=True, **kwargs)
 
 
 def _parse_data(pairs: tuple[str, ...]) -> dict:
@@ -109,13 +122,17 @@ def new(name: str | None, source: str | None, note: str | None, template: str | 
     """
     from kagexp import scaffold
 
-    created = scaffold.new_experiment(_project(), name, source, note, template, trust)
+    created = _trusting(scaffold.new_experiment, trust, _project(), name, source, note, template)
     for relative, size in created.large_files:
-        click.echo(f"warning: copied a large file {relative} ({size / 2**20:.0f} MB)", err=True)
-    origin = f" from {created.parent}" if created.parent else ""
-    click.echo(
-        f"created exp/{created.name}{origin}\nnext: edit exp/{created.name}/, then python exp/{created.name}/exp.py"
-    )
+        click.echo(
+            f"warning: copied a large file {relative} ({size / 2**20:.0f} MB); "
+            "add it to new.exclude in kagexp.yml to leave it out next time",
+            err=True,
+        )
+    origin = created.parent or created.template
+    folder = f"exp/{created.name}"
+    click.echo(f"created {folder}" + (f" from {origin}" if origin else "") + f" ({created.copied} files)")
+    click.echo(f"next: edit {folder}/, then python {folder}/exp.py")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

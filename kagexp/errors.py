@@ -27,3 +27,11 @@ class RunStateError(KagexpError):
 
 class TargetExistsError(KagexpError, FileExistsError):
     """Something that would be overwritten; kagexp never overwrites."""
+
+
+class TemplateError(KagexpError, ValueError):
+    """A template that is not one, cannot be fetched, or fails to render."""
+
+
+class UntrustedTemplateError(TemplateError):
+    """A template that runs code (copier tasks, cookiecutter hooks), used without `trust=True`."""

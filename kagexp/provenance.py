@@ -109,13 +109,21 @@ def is_code(relative: str, exclude: list[str] = ()) -> bool:
     return not any(fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(parts[-1], pattern) for pattern in exclude)
 
 
+def is_code_dir(relative: str, exclude: list[str] = ()) -> bool:
+    """Whether a folder inside an experiment holds code: not a cache, not kagexp's, not excluded."""
+    name = relative.rsplit("/", 1)[-1]
+    if name in IGNORED_DIRS or relative in NOT_CODE:
+        return False
+    return not any(fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(name, pattern) for pattern in exclude)
+
+
 def code_files(exp_dir: Path, exclude: list[str] = ()) -> list[str]:
     """The experiment's code files, as sorted `/`-separated paths relative to `exp_dir`."""
     found = []
     for folder, dirs, files in os.walk(exp_dir):
         rel_folder = Path(folder).relative_to(exp_dir).as_posix()
         prefix = "" if rel_folder == "." else rel_folder + "/"
-        dirs[:] = [d for d in dirs if d not in IGNORED_DIRS and (prefix or d not in NOT_CODE)]
+        dirs[:] = [d for d in dirs if is_code_dir(prefix + d, exclude)]
         found.extend(prefix + name for name in files if is_code(prefix + name, exclude))
     return sorted(found)
 

@@ -13,7 +13,11 @@ from helpers import make_project, run_exp, subprocess_env
 
 def kagexp(root, *args, check_code=None):
     done = subprocess.run(
-        [sys.executable, "-m", "kagexp", *args], cwd=root, capture_output=True, text=True, env=subprocess_env(),
+        [sys.executable, "-m", "kagexp", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
         timeout=60,
     )
     if check_code is not None:
@@ -124,10 +128,18 @@ def test_ls(project):
     assert list(rows[0]) == columns
     first, second = rows
     assert (first["exp"], first["parent"], first["done"], first["best cv"], first["code"]) == (
-        "exp001", "", "3", "0.3 (run003)", "same",
+        "exp001",
+        "",
+        "3",
+        "0.3 (run003)",
+        "same",
     )
     assert (second["exp"], second["parent"], second["note"], second["done"], second["best cv"]) == (
-        "exp002", "exp001", "deeper trees", "1", "0.3 (run003)",
+        "exp002",
+        "exp001",
+        "deeper trees",
+        "1",
+        "0.3 (run003)",
     )
 
 
@@ -228,3 +240,34 @@ def test_debug_shows_the_traceback(project):
     debug = kagexp(project, "--debug", "show", "exp001/run007")
     assert "Traceback" not in plain.stderr and "Traceback" in debug.stderr
     assert debug.returncode == 2
+
+
+def test_init_new_and_run_through_the_cli(tmp_path):
+    env = {**subprocess_env(), "HOME": str(tmp_path / "home"), "XDG_CONFIG_HOME": str(tmp_path / "home/.config")}
+
+    def cli(*args, cwd=tmp_path):
+        return subprocess.run(
+            [sys.executable, "-m", "kagexp", *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=120
+        )
+
+    made = cli("init", "comp", "--data", "competition=titanic", "--data", "metric_name=auc")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.splitlines() == [f"created {tmp_path / 'comp'}", "next: cd comp && python exp/exp001/exp.py"]
+    root = tmp_path / "comp"
+    settings = (root / "kagexp.yml").read_text()
+    assert 'competition: "titanic"' in settings and 'name: "auc"' in settings
+    again = cli("init", "comp")
+    assert again.returncode == 2 and "is not empty; kagexp never overwrites" in again.stderr
+    ran = cli("run", "1", "--only", "1", cwd=root)
+    assert ran.returncode == 0, ran.stderr
+    assert "auc" in json.loads((root / "data/output/exp/exp001/run001/metrics.json").read_text())
+    new = cli("new", "-m", "hypothesis: more trees", cwd=root)
+    assert new.returncode == 0, new.stderr
+    assert new.stdout.splitlines()[0].startswith("created exp/exp002 from exp001 (")
+    assert new.stdout.splitlines()[1] == "next: edit exp/exp002/, then python exp/exp002/exp.py"
+    assert "note: 'hypothesis: more trees'" in (root / "exp/exp002/lineage.yml").read_text()
+    clash = cli("new", "exp002", "--from", "1", cwd=root)
+    assert clash.returncode == 2 and clash.stderr.startswith("kagexp: error: exp/exp002 already exists")
+    missing = cli("new", "--from", "exp011", cwd=root)
+    assert missing.returncode == 2 and "exp/exp011 does not exist" in missing.stderr
+    assert not (tmp_path / "home").exists() or not any((tmp_path / "home").rglob("*replay*"))
