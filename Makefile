@@ -14,15 +14,19 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+KAGEXP := ../$(BIN)/kagexp
+
 demo: $(STAMP)
 	cd example-exp-iris && ../$(BIN)/python exp/exp001/exp.py
-	@echo
-	@echo "Run folders:"
-	@find example-exp-iris/data/output/exp -maxdepth 2 -name 'run*' | sort
-	@echo
-	@echo "One run folder (exp001/run002):"
+	cd example-exp-iris && $(KAGEXP) run exp002
+	@echo; echo "== one run folder: data/output/exp/exp001/run002"
 	@ls -A example-exp-iris/data/output/exp/exp001/run002
-	@cat example-exp-iris/data/output/exp/exp001/run002/metrics.json
+	@echo; echo "== kagexp ls"
+	@cd example-exp-iris && $(KAGEXP) ls
+	@echo; echo "== kagexp runs --sort -cv"
+	@cd example-exp-iris && $(KAGEXP) runs --sort -cv
+	@echo; echo "== kagexp diff exp001 exp002"
+	@cd example-exp-iris && $(KAGEXP) diff exp001 exp002
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

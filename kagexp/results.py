@@ -329,8 +329,11 @@ def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
 
 
 def cell(value: Any) -> str:
+    """How a value reads in a table: YAML spelling for booleans, 6 significant digits for floats."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (list, dict)):

@@ -33,3 +33,14 @@ def test_iris_example_end_to_end(tmp_path):
     assert cvs[0] < cvs[1], "a depth-1 tree cannot separate three classes as well as a depth-2 one"
     again = subprocess.run([sys.executable, "exp/exp001/exp.py"], cwd=root, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and again.stderr.count("skip exp001/run") == 3
+
+
+def test_iris_exp002_is_a_child_of_exp001(tmp_path):
+    root = tmp_path / "iris"
+    shutil.copytree(EXAMPLE, root, ignore=shutil.ignore_patterns("output", "__pycache__"))
+    done = subprocess.run([sys.executable, "exp/exp002/exp.py"], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert yaml.safe_load((root / "exp/exp002/lineage.yml").read_text())["parent"] == "exp001"
+    out = root / "data/output/exp/exp002"
+    assert yaml.safe_load((out / "run003" / "config.yml").read_text())["features"] == {"petal_area": False}
+    assert all(json.loads((out / r / "metrics.json").read_text())["cv"] > 0.8 for r in ("run001", "run002", "run003"))

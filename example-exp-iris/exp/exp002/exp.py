@@ -1,0 +1,35 @@
+"""exp002: a random forest with a petal-area feature; the runs vary its size and the feature."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))  # this experiment's own model.py and train.py
+
+from train import cross_validate, load_data, predict  # noqa: E402
+
+import kagexp  # noqa: E402
+
+RUNS = [
+    "",  # the base config: 50 trees of depth 3
+    """
+    model:
+      params:
+        n_estimators: 200
+    """,
+    """
+    features:
+      petal_area: false
+    """,
+]
+
+
+def run(cfg, ctx):
+    train, test, features = load_data(cfg)
+    cv, cv_std = cross_validate(cfg, ctx, train, features)
+    ctx.log({"cv": cv, "cv_std": cv_std})
+    print(f"CV accuracy {cv:.4f} ± {cv_std:.4f} over {cfg.cv.n_splits} folds")
+    ctx.save_submission(predict(cfg, train, test, features))
+
+
+if __name__ == "__main__":
+    kagexp.main(run, RUNS)
