@@ -227,8 +227,9 @@ def runs(exps, status, where, sort_key, limit, fmt, all_keys) -> None:
       kagexp runs exp001 exp002 --where 'cv>0.9' --sort -cv --format csv
     """
     from kagexp import results
+    from kagexp.records import scan
 
-    records = results.scan(_project(), list(exps) or None)
+    records = scan(_project(), list(exps) or None)
     if status:
         records = [r for r in records if r.status == status]
     records = results.sort(results.where(records, where), sort_key)
@@ -247,7 +248,7 @@ def show(run_id: str) -> None:
     Example:
       kagexp show exp001/run002
     """
-    from kagexp.results import find_run
+    from kagexp.records import find_run
     from kagexp.views import record_text
 
     click.echo("\n".join(record_text(find_run(_project(), run_id))))

@@ -14,7 +14,7 @@ from kagexp import config
 from kagexp.errors import ConfigError, KagexpError, NotFoundError
 from kagexp.project import Project, exp_name
 from kagexp.provenance import code_files
-from kagexp.results import RunRecord, find_run
+from kagexp.records import RunRecord, find_run
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Run folders read back as records, for listing, filtering, sorting and formatting.
+"""Filtering, sorting and formatting run records, and the per-experiment summary of `kagexp ls`.
 
 `--where` is a small comparison language over dotted config keys, metrics and run fields
 (`model.params.max_depth>=2 and cv>0.9`); it is parsed here, never evaluated as Python.
@@ -11,129 +11,13 @@ import io
 import json
 import operator
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from kagexp import config, files
-from kagexp.errors import ConfigError, KagexpError, NotFoundError
-from kagexp.project import Project, exp_name, run_name
-from kagexp.run import META, METRICS, read_meta, status_of
-
-FIELDS = ("exp", "run", "status", "duration", "started")
-
-
-@dataclass
-class RunRecord:
-    """One run as listed: its identity, status, flattened merged config and last metrics."""
-
-    exp: str
-    run: str
-    status: str
-    path: Path
-    config: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def id(self) -> str:
-        return f"{self.exp}/{self.run}"
-
-    def value(self, key: str) -> Any:
-        """A field, metric or config value by name; metrics win over config keys of the same name."""
-        if key in FIELDS:
-            return getattr(self, key, None) if key in ("exp", "run", "status") else self.meta.get(key)
-        if key in self.metrics:
-            return self.metrics[key]
-        return self.config.get(key)
-
-    def has(self, key: str) -> bool:
-        return key in FIELDS or key in self.metrics or key in self.config
-
-
-def read_record(exp: str, run_dir: Path) -> RunRecord:
-    """A run folder as a record; legacy folders (only config_update.yml) read as `unknown`."""
-    meta = read_meta(run_dir)
-    status = status_of(run_dir, meta) if meta is not None else "unknown"
-    record = RunRecord(exp, run_dir.name, status, run_dir, meta=meta or {})
-    record.config = config.flatten(_read_config(run_dir))
-    record.metrics = _read_json_dict(run_dir / METRICS)
-    return record
-
-
-def _read_config(run_dir: Path) -> dict:
-    for name in ("config.yml", "config_update.yml"):
-        path = run_dir / name
-        if path.is_file():
-            try:
-                return config.read_mapping(path)
-            except ConfigError:
-                return {}
-    return {}
-
-
-def _read_json_dict(path: Path) -> dict:
-    try:
-        data = files.read_json(path)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def is_run_dir(path: Path) -> bool:
-    return (
-        path.is_dir()
-        and not path.name.startswith(".")
-        and ((path / META).exists() or (path / "config_update.yml").exists())
-    )
-
-
-def scan(project: Project, exps: list[str] | None = None) -> list[RunRecord]:
-    """Every run of the given experiments (default: all with outputs), in name order."""
-    names = [exp_name(e) for e in exps] if exps else _experiments_with_outputs(project)
-    records = []
-    for name in names:
-        out = project.output_dir(name)
-        if not out.is_dir():
-            if not project.exp_dir(name).is_dir():
-                raise NotFoundError(f"no experiment {name}{_suggest(name, project.experiments())}")
-            continue
-        runs = sorted(p for p in out.iterdir() if is_run_dir(p))
-        records.extend(read_record(name, run_dir) for run_dir in runs)
-    return records
-
-
-def _experiments_with_outputs(project: Project) -> list[str]:
-    if not project.output_root.is_dir():
-        return []
-    names = {p.name for p in project.output_root.iterdir() if p.is_dir() and not p.name.startswith(".")}
-    return sorted(names, key=_natural)
-
-
-def _natural(name: str) -> tuple:
-    return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
-
-
-def _suggest(name: str, candidates: list[str]) -> str:
-    hint = config.did_you_mean(name, candidates)
-    listed = f" (experiments: {', '.join(candidates[-8:])})" if candidates else " (no experiments yet)"
-    return hint + listed
-
-
-def find_run(project: Project, text: str) -> RunRecord:
-    """`exp003/run002`, `3/2` or `exp003/run002/` as a record; a clear error when absent."""
-    parts = [p for p in text.strip().strip("/").split("/") if p]
-    if len(parts) != 2:
-        raise NotFoundError(f"{text!r} is not a run; write it as exp003/run002")
-    exp, run = exp_name(parts[0]), run_name(parts[1])
-    run_dir = project.output_dir(exp) / run
-    if not is_run_dir(run_dir):
-        existing = sorted(p.name for p in project.output_dir(exp).glob("*") if is_run_dir(p))
-        hint = config.did_you_mean(run, existing) if existing else ""
-        where = f"runs of {exp}: {', '.join(existing)}" if existing else f"{exp} has no runs yet"
-        raise NotFoundError(f"no run {exp}/{run}{hint} ({where})")
-    return read_record(exp, run_dir)
-
+from kagexp import config
+from kagexp.errors import ConfigError, KagexpError
+from kagexp.project import Project
+from kagexp.records import FIELDS, RunRecord, all_experiments, scan
 
 # --- --where -------------------------------------------------------------------------
 
@@ -234,13 +118,9 @@ def summarize(project: Project) -> list[ExpSummary]:
     """Every experiment folder with its runs' counts, best metric and whether its code moved on."""
     metric = project.settings["metric"]
     by_exp: dict[str, list[RunRecord]] = {}
-    for record in scan(project, _all_experiments(project)):
+    for record in scan(project, all_experiments(project)):
         by_exp.setdefault(record.exp, []).append(record)
-    return [_summary(project, name, by_exp.get(name, []), metric) for name in _all_experiments(project)]
-
-
-def _all_experiments(project: Project) -> list[str]:
-    return sorted(set(project.experiments()) | set(_experiments_with_outputs(project)), key=_natural)
+    return [_summary(project, name, by_exp.get(name, []), metric) for name in all_experiments(project)]
 
 
 def _summary(project: Project, name: str, records: list[RunRecord], metric: dict) -> ExpSummary:
@@ -279,7 +159,20 @@ def varying_keys(records: list[RunRecord]) -> list[str]:
     keys: dict[str, None] = {}
     for record in records:
         keys.update(dict.fromkeys(record.config))
-    return [k for k in keys if len({json.dumps(r.config.get(k, "<missing>"), default=str) for r in records}) > 1]
+    varying = []
+    for key in keys:
+        first = records[0].config.get(key, _MISSING)
+        if any(_differs(r.config.get(key, _MISSING), first) for r in records):
+            varying.append(key)
+    return varying
+
+
+_MISSING = object()
+
+
+def _differs(a: Any, b: Any) -> bool:
+    """`1`, `1.0` and `True` are different values of a config key."""
+    return a is not b and (type(a) is not type(b) or a != b)
 
 
 def metric_keys(records: list[RunRecord]) -> list[str]:
@@ -310,7 +203,9 @@ def table(records: list[RunRecord], all_keys: bool = False) -> tuple[list[str], 
 def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
     """The table as `table` (aligned text), `csv`, `json` (a list of objects) or `md`."""
     if fmt == "json":
-        return json.dumps([dict(zip(columns, row)) for row in rows], indent=1, default=str)
+        # one object per line: readable, and the fast C encoder (indent= would use the slow one)
+        objects = (json.dumps(dict(zip(columns, row)), ensure_ascii=False, default=str) for row in rows)
+        return "[\n" + ",\n".join(objects) + "\n]" if rows else "[]"
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kagexp import files
-from kagexp.config import Config, dump_yaml
+from kagexp.config import Config, dump_yaml, flatten
 from kagexp.errors import InvalidNameError, RunStateError
 from kagexp.provenance import Provenance, seed_everything
 
@@ -33,6 +33,8 @@ ATTEMPTS = "attempts"
 META = "meta.json"
 METRICS = "metrics.json"
 HISTORY = "metrics.jsonl"
+SUMMARY = "summary.json"
+SUMMARY_META = ("attempt", "started", "ended", "duration", "code_hash", "seed", "error")
 FINISHED = ("done", "failed", "interrupted")
 METRICS_FLUSH_SECONDS = 2.0
 
@@ -357,6 +359,7 @@ def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bo
         duration = time.monotonic() - started
         ctx.close()
         _finish(out, meta, status, duration, message)
+        files.write_json(out / SUMMARY, summary(meta, spec.config, ctx.metrics))
     return RunResult(spec.name, status, duration, dict(ctx.metrics), message)
 
 
@@ -382,6 +385,16 @@ def _start(spec: RunSpec, provenance: Provenance, attempt: int) -> dict:
     }
     files.write_json(out / META, meta)
     return meta
+
+
+def summary(meta: dict, merged: dict, metrics: dict) -> dict:
+    """What listing needs in one small file, written last: `kagexp runs` reads only this."""
+    return {
+        "status": meta["status"],
+        **{key: meta.get(key) for key in SUMMARY_META},
+        "config": flatten(merged),
+        "metrics": metrics,
+    }
 
 
 def _finish(out: Path, meta: dict, status: str, duration: float, message: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kagexp.diff import Comparison
-from kagexp.results import ExpSummary, RunRecord
+from kagexp.records import RunRecord
+from kagexp.results import ExpSummary
 
 
 def _value(value: Any) -> str:

@@ -117,6 +117,7 @@ def test_legacy_and_corrupt_runs_are_listed(tmp_path):
     legacy.mkdir()
     (legacy / "config_update.yml").write_text("model:\n  params:\n    max_depth: 9\n")
     (root / "data/output/exp/exp001/run001/meta.json").write_text('{"status": "do')
+    (root / "data/output/exp/exp001/run001/summary.json").write_text("{")
     rows = parse_csv(kagexp(root, "runs", "--format", "csv", check_code=0).stdout)
     assert [(r["run"], r["status"]) for r in rows] == [("exp001/run001", "corrupt"), ("exp001/run009", "unknown")]
     assert rows[1]["model.params.max_depth"] == "9"

@@ -34,7 +34,11 @@ def test_runs_make_one_complete_folder_each(tmp_path):
         "meta.json",
         "metrics.json",
         "metrics.jsonl",
+        "summary.json",
     ]
+    summary = json.loads((run2 / "summary.json").read_text())
+    assert summary["status"] == "done" and summary["metrics"] == {"cv": 0.2}
+    assert summary["config"]["model.params.max_depth"] == 2 and summary["config"]["lr"] == 0.001
     assert (run2 / "config_update.yml").read_text() == "model:\n  params:\n    max_depth: 2\n"
     merged = yaml.safe_load((run2 / "config.yml").read_text())
     assert merged["model"] == {"name": "tree", "params": {"max_depth": 2, "min_samples_leaf": 1}}
