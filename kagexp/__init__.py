@@ -16,14 +16,17 @@ _PUBLIC = {
     "RunContext": "kagexp.run",
     "Config": "kagexp.config",
     "KagexpError": "kagexp.errors",
+    "load_runs": "kagexp.frames",
+    "load_history": "kagexp.frames",
 }
 
-__all__ = ["Config", "Experiment", "KagexpError", "RunContext", "main", "__version__"]
+__all__ = ["Config", "Experiment", "KagexpError", "RunContext", "load_history", "load_runs", "main", "__version__"]
 
 if TYPE_CHECKING:
     from kagexp.config import Config
     from kagexp.errors import KagexpError
     from kagexp.experiment import Experiment
+    from kagexp.frames import load_history, load_runs
     from kagexp.run import RunContext
     from kagexp.script import main
 

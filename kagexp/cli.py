@@ -254,6 +254,68 @@ def show(run_id: str) -> None:
     click.echo("\n".join(record_text(find_run(_project(), run_id))))
 
 
+@cli.command()
+@click.argument("exp", required=False)
+@click.option("--all", "everything", is_flag=True, help="The project's RESULTS.md: one row per experiment.")
+def report(exp: str | None, everything: bool) -> None:
+    """Write RESULTS.md (runs table, best run, config changes, CV vs LB, plots) for an experiment.
+
+    \b
+    Example:
+      kagexp report exp002
+      kagexp report --all
+    """
+    from kagexp.report import report_experiment, report_project
+
+    if not exp and not everything:
+        raise click.UsageError("name an experiment, or pass --all for the whole project")
+    project = _project()
+    path = report_project(project) if everything else report_experiment(project, exp)
+    click.echo(f"wrote {path.relative_to(project.root)}")
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.argument("score", type=float)
+@click.option("-m", "--message", "note", help="A note, e.g. what changed in this submission.")
+def lb(run_id: str, score: float, note: str | None) -> None:
+    """Record a public leaderboard score for a run's submission (kept with its history).
+
+    \b
+    Example:
+      kagexp lb exp003/run002 0.912 -m "first forest"
+    """
+    from kagexp.leaderboard import record_score
+
+    history = record_score(_project(), run_id, score, note)
+    earlier = ", ".join(f"{entry['score']:g}" for entry in history[:-1])
+    previous = f" (before: {earlier})" if earlier else ""
+    click.echo(f"{run_id}: LB {score:g}{previous}")
+
+
+@cli.command()
+@click.argument("run_id", metavar="RUN")
+@click.option("-m", "--message", help="The submission message (default: the run and its metric).")
+@click.option("--dry-run", is_flag=True, help="Print the kaggle command instead of running it.")
+def submit(run_id: str, message: str | None, dry_run: bool) -> None:
+    """Submit a run's submission.csv with the official kaggle client.
+
+    \b
+    Example:
+      kagexp submit exp003/run002 --dry-run
+    """
+    import shlex
+
+    from kagexp.leaderboard import submission
+    from kagexp.leaderboard import submit as send
+
+    sub = submission(_project(), run_id, message)
+    if dry_run:
+        click.echo(shlex.join(sub.command))
+        return
+    sys.exit(send(sub))
+
+
 def main() -> None:
     debug = "--debug" in sys.argv[1:]
     try:

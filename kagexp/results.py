@@ -130,7 +130,7 @@ def _summary(project: Project, name: str, records: list[RunRecord], metric: dict
     counts: dict[str, int] = {}
     for record in records:
         counts[record.status] = counts.get(record.status, 0) + 1
-    best_run, best = _best(records, metric["name"], metric["direction"])
+    best = best_run(records, metric["name"], metric["direction"])
     started = [r.meta["started"] for r in records if r.meta.get("started")]
     latest = max((r for r in records if r.meta.get("started")), key=lambda r: r.meta["started"], default=None)
     changed = None
@@ -138,17 +138,23 @@ def _summary(project: Project, name: str, records: list[RunRecord], metric: dict
     if latest and latest.meta.get("code_hash") and exp_dir.is_dir():
         current = code_hash(exp_dir, code_files(exp_dir, project.settings["new"]["exclude"]))
         changed = current != latest.meta["code_hash"]
+    value, run = (best.metrics[metric["name"]], best.run) if best else (None, None)
     return ExpSummary(
-        name, lineage.get("parent"), lineage.get("note"), counts, best, best_run, max(started, default=None), changed
+        name, lineage.get("parent"), lineage.get("note"), counts, value, run, max(started, default=None), changed
     )
 
 
-def _best(records: list[RunRecord], metric: str | None, direction: str) -> tuple[str | None, Any]:
-    scored = [(r.metrics[metric], r.run) for r in records if metric and isinstance(r.metrics.get(metric), (int, float))]
+def best_run(records: list[RunRecord], metric: str | None, direction: str) -> RunRecord | None:
+    """The run with the best value of the metric (first of equals), or None when none has it."""
+    scored = [r for r in records if metric and _is_number(r.metrics.get(metric))]
     if not scored:
-        return None, None
-    value, run = max(scored) if direction == "max" else min(scored)
-    return run, value
+        return None
+    pick = max if direction == "max" else min
+    return pick(scored, key=lambda r: r.metrics[metric])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --- tables --------------------------------------------------------------------------
@@ -186,13 +192,15 @@ def table(records: list[RunRecord], all_keys: bool = False) -> tuple[list[str], 
     """Columns and rows for `kagexp runs`: run, status, the varying config keys, metrics, duration."""
     config_keys = list(dict.fromkeys(k for r in records for k in r.config)) if all_keys else varying_keys(records)
     metrics = metric_keys(records)
-    columns = ["run", "status", *config_keys, *metrics, "duration"]
+    lb = ["lb"] if any(r.lb is not None for r in records) else []
+    columns = ["run", "status", *config_keys, *metrics, *lb, "duration"]
     rows = [
         [
             r.id,
             r.status,
             *(r.config.get(k) for k in config_keys),
             *(r.metrics.get(k) for k in metrics),
+            *([r.lb] if lb else []),
             r.meta.get("duration"),
         ]
         for r in records
