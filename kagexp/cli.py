@@ -287,10 +287,10 @@ def lb(run_id: str, score: float, note: str | None) -> None:
     """
     from kagexp.leaderboard import record_score
 
-    history = record_score(_project(), run_id, score, note)
-    earlier = ", ".join(f"{entry['score']:g}" for entry in history[:-1])
+    scores = record_score(_project(), run_id, score, note)
+    earlier = ", ".join(f"{entry['score']:g}" for entry in scores.history[:-1])
     previous = f" (before: {earlier})" if earlier else ""
-    click.echo(f"{run_id}: LB {score:g}{previous}")
+    click.echo(f"{scores.run}: LB {score:g}{previous}")
 
 
 @cli.command()

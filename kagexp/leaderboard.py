@@ -21,15 +21,21 @@ from kagexp.records import LB_FILE, RunRecord, find_run, lb_history
 from kagexp.run import SUMMARY, now_iso
 
 
-def record_score(project: Project, run: str, score: float, note: str | None = None) -> list[dict]:
-    """Append a public LB score to the run's history; returns the whole history."""
+@dataclass(frozen=True)
+class Scores:
+    run: str
+    history: list[dict]
+
+
+def record_score(project: Project, run: str, score: float, note: str | None = None) -> Scores:
+    """Append a public LB score to the run's history; returns the run and its whole history."""
     if not math.isfinite(score):
         raise ConfigError(f"LB score must be a finite number, not {score}")
     record = find_run(project, run)
     history = [*lb_history(record.path), {"score": score, "note": note, "time": now_iso()}]
     files.write_text(record.path / LB_FILE, "".join(json.dumps(entry) + "\n" for entry in history))
     _update_summary(record.path, score)
-    return history
+    return Scores(record.id, history)
 
 
 def _update_summary(run_dir: Path, score: float) -> None:
