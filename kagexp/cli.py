@@ -19,6 +19,7 @@ from kagexp.errors import KagexpError
 
 EXIT_USAGE = 2
 FORMATS = click.Choice(["table", "csv", "json", "md"])
+STATUSES = ["done", "failed", "interrupted", "running", "stale", "unknown", "corrupt"]
 
 
 def _color() -> bool:
@@ -81,8 +82,10 @@ def init(dest: Path, template, data: tuple[str, ...], defaults: bool, trust: boo
 
     answers = _parse_data(data)
     ask = not defaults and sys.stdin.isatty()
-    path = _trusting(scaffold.init_project, trust, dest, template, answers, not ask, force=force, vcs_ref=vcs_ref)
-    click.echo(f"created {path}\nnext: cd {dest} && python exp/exp001/exp.py")
+    made = _trusting(scaffold.init_project, trust, dest, template, answers, not ask, force=force, vcs_ref=vcs_ref)
+    if made.kept:
+        click.echo(f"kept {len(made.kept)} existing file(s) as they were: {', '.join(made.kept)}", err=True)
+    click.echo(f"created {made.path}\nnext: cd {dest} && python exp/exp001/exp.py")
 
 
 def _trusting(action, trust: bool, *args, **kwargs):
@@ -213,10 +216,10 @@ def ls_(fmt: str) -> None:
 
 @cli.command()
 @click.argument("exps", nargs=-1)
-@click.option("--status", help="Only runs with this status (done, failed, running, stale, interrupted).")
+@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
 @click.option("--where", metavar="EXPR", help="Filter, e.g. 'model.params.max_depth>=2 and cv>0.9'.")
 @click.option("--sort", "sort_key", metavar="KEY", help="Sort by a key or metric; -KEY for descending.")
-@click.option("--limit", type=int, help="Show at most N runs.")
+@click.option("--limit", type=click.IntRange(min=0), help="Show at most N runs.")
 @click.option("--format", "fmt", type=FORMATS, default="table", help="Output format.")
 @click.option("--all-keys", is_flag=True, help="Show every config key, not only those that vary.")
 def runs(exps, status, where, sort_key, limit, fmt, all_keys) -> None:
@@ -236,6 +239,9 @@ def runs(exps, status, where, sort_key, limit, fmt, all_keys) -> None:
     if limit is not None:
         records = records[:limit]
     columns, rows = results.table(records, all_keys)
+    if not rows and fmt == "table":
+        click.echo("no runs match" if exps or status or where else "no runs yet", err=True)
+        return
     _print_table(columns, rows, fmt)
 
 

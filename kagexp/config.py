@@ -11,7 +11,7 @@ import copy
 import difflib
 import re
 import textwrap
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -211,42 +211,68 @@ class Problem:
     message: str
 
 
-def check_override(base: dict, override: dict, strict_keys: bool = True, strict_types: bool = True) -> list[Problem]:
-    """Every unknown key, misused `+key` and type change in `override`, not just the first."""
-    candidates = list(flatten(base, keep_branches=True))
-    problems: list[Problem] = []
-    _check(base, override, (), (), candidates, strict_keys, strict_types, problems)
-    return problems
+def check_override(
+    base: dict,
+    override: dict,
+    strict_keys: bool = True,
+    strict_types: bool = True,
+    base_name: str = "the base config",
+    extensible: bool = True,
+) -> list[Problem]:
+    """Every unknown key, misused `+key` and type change in `override`, not just the first.
+
+    `extensible=False` is for files with a fixed schema (kagexp.yml), where `+key` makes no sense.
+    """
+    checker = _Checker(list(flatten(base, keep_branches=True)), strict_keys, strict_types, base_name, extensible)
+    checker.check(base, override, (), ())
+    return checker.problems
 
 
-def _check(base, override, raw_path, path, candidates, strict_keys, strict_types, problems) -> None:
-    for raw_key, value in override.items():
-        key = raw_key[1:] if isinstance(raw_key, str) and raw_key.startswith("+") else raw_key
-        here_raw, here = (*raw_path, str(raw_key)), (*path, str(key))
-        dotted = ".".join(here)
-        if key != raw_key:
-            if key in base:
-                problems.append(
-                    Problem(here_raw, f"`+{key}` adds a key, but `{dotted}` already exists; write `{key}` to change it")
+@dataclass
+class _Checker:
+    candidates: list[str]
+    strict_keys: bool
+    strict_types: bool
+    base_name: str
+    extensible: bool
+    problems: list[Problem] = field(default_factory=list)
+
+    def check(self, base: dict, override: dict, raw_path: tuple, path: tuple) -> None:
+        for raw_key, value in override.items():
+            key = raw_key[1:] if isinstance(raw_key, str) and raw_key.startswith("+") else raw_key
+            here_raw, here = (*raw_path, str(raw_key)), (*path, str(key))
+            if key != raw_key:
+                self._added(base, key, here_raw, ".".join(here))
+            elif key not in base:
+                self._unknown(key, here_raw, ".".join(here))
+            elif isinstance(base[key], dict) and isinstance(value, dict):
+                self.check(base[key], value, here_raw, here)
+            elif self.strict_types and not same_kind(base[key], value):
+                self.problems.append(
+                    Problem(
+                        here_raw,
+                        f"`{'.'.join(here)}` is {_describe(value)} here but {_describe(base[key])} in "
+                        f"{self.base_name}; write a value of the same type",
+                    )
                 )
-            continue
-        if key not in base:
-            if strict_keys:
-                hint = did_you_mean(dotted, candidates) or _same_leaf(key, candidates)
-                advice = f" Write `+{key}` to add a new key." if hint else f"; write `+{key}` to add a new key"
-                problems.append(Problem(here_raw, f"unknown key `{dotted}`{hint}{advice}"))
-            continue
-        old = base[key]
-        if isinstance(old, dict) and isinstance(value, dict):
-            _check(old, value, here_raw, here, candidates, strict_keys, strict_types, problems)
-        elif strict_types and not same_kind(old, value):
-            problems.append(
-                Problem(
-                    here_raw,
-                    f"`{dotted}` is {_describe(value)} here but {_describe(old)} in the base config; "
-                    "write a value of the same type",
-                )
+
+    def _added(self, base: dict, key: str, path: tuple, dotted: str) -> None:
+        if not self.extensible:
+            self.problems.append(Problem(path, f"`+{key}`: this file takes no new keys; write `{key}`"))
+        elif key in base:
+            self.problems.append(
+                Problem(path, f"`+{key}` adds a key, but `{dotted}` already exists; write `{key}` to change it")
             )
+
+    def _unknown(self, key: str, path: tuple, dotted: str) -> None:
+        if not self.strict_keys and self.extensible:
+            return
+        hint = did_you_mean(dotted, self.candidates) or _same_leaf(key, self.candidates)
+        if not self.extensible:
+            self.problems.append(Problem(path, f"unknown key `{dotted}`{hint}"))
+            return
+        advice = f" Write `+{key}` to add a new key." if hint else f"; write `+{key}` to add a new key"
+        self.problems.append(Problem(path, f"unknown key `{dotted}`{hint}{advice}"))
 
 
 def same_kind(old: Any, new: Any) -> bool:
@@ -335,10 +361,16 @@ class Change:
 
     def __str__(self) -> str:
         if self.kind == "changed":
-            return f"~ {self.key}: {self.old!r} -> {self.new!r}"
+            return f"~ {self.key}: {yaml_text(self.old)} -> {yaml_text(self.new)}"
         if self.kind == "added":
-            return f"+ {self.key}: {self.new!r}"
-        return f"- {self.key}: {self.old!r}"
+            return f"+ {self.key}: {yaml_text(self.new)}"
+        return f"- {self.key}: {yaml_text(self.old)}"
+
+
+def yaml_text(value: Any) -> str:
+    """A value as it would be written in a config: `true`, `null`, `adam`, `'3'`, `[1, 2]`."""
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=10**6, allow_unicode=True).strip()
+    return text.removesuffix("\n...").removesuffix("...").strip()
 
 
 def diff(old: dict, new: dict) -> list[Change]:

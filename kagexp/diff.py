@@ -12,7 +12,7 @@ from typing import Any
 
 from kagexp import config
 from kagexp.errors import ConfigError, KagexpError, NotFoundError
-from kagexp.project import Project, exp_name
+from kagexp.project import Project, exp_name, unknown
 from kagexp.provenance import code_files
 from kagexp.records import RunRecord, find_run
 
@@ -61,9 +61,7 @@ def resolve(project: Project, text: str) -> Side:
         return _folder_side(name, project.exp_dir(name), project)
     if Path(text).is_dir():
         return _folder_side(text, Path(text), project)
-    known = project.experiments()
-    hint = config.did_you_mean(name or text, known)
-    raise NotFoundError(f"no experiment, run or folder {text!r}{hint} (experiments: {', '.join(known[-8:]) or 'none'})")
+    raise NotFoundError(f"no experiment, run or folder {text!r}{unknown(name or text, project.experiments())}")
 
 
 def _folder_side(label: str, folder: Path, project: Project) -> Side:
@@ -82,6 +80,8 @@ def _run_side(project: Project, record: RunRecord) -> Side:
 def parent_of(project: Project, text: str) -> str:
     """`kagexp diff exp042` compares with the parent that `kagexp new` recorded."""
     name = exp_name(text)
+    if not project.exp_dir(name).is_dir():
+        raise NotFoundError(f"no experiment exp/{name}{unknown(name, project.experiments())}")
     parent = project.lineage(name).get("parent")
     if not parent:
         raise ConfigError(f"{name} has no recorded parent (exp/{name}/lineage.yml); name two experiments to compare")

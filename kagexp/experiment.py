@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from kagexp import config
-from kagexp.errors import ConfigError, NotFoundError, RunStateError
-from kagexp.project import Project, check_name, exp_name, load_project, run_name
+from kagexp.errors import ConfigError, InvalidNameError, NotFoundError, RunStateError
+from kagexp.project import Project, check_name, exp_name, load_project, run_name, unknown
 from kagexp.provenance import Provenance
 from kagexp.run import RunFunction, RunResult, RunSpec, holder_of, read_meta, status_of
 
@@ -35,14 +35,21 @@ def normalize_runs(runs: Any) -> dict[str, str]:
     if isinstance(runs, (list, tuple)):
         named = {f"run{i:03d}": text for i, text in enumerate(runs, start=1)}
     elif isinstance(runs, dict):
-        named = {check_name(str(name), "run"): text for name, text in runs.items()}
+        named = {str(name): text for name, text in runs.items()}
     else:
         raise ConfigError(f"RUNS must be a list or a dict of YAML strings, not {type(runs).__name__}")
+    problems = []
     for name, text in named.items():
+        try:
+            check_name(name, "run")
+        except InvalidNameError as exc:
+            problems.append(f"RUNS: {exc}")
         if text is None:
             named[name] = ""
         elif not isinstance(text, str):
-            raise ConfigError(f"RUNS entry {name} must be a YAML string, not {type(text).__name__}: {text!r:.60}")
+            problems.append(f"RUNS entry {name} must be a YAML string, not {type(text).__name__}: {text!r:.60}")
+    if problems:
+        raise ConfigError("\n".join(problems))
     return named
 
 
@@ -151,6 +158,8 @@ class Experiment:
 
     def select(self, only: list[str]) -> list[str]:
         """Run names from `--only` (`run002`, `2`), each checked to exist."""
+        if not only:
+            raise ConfigError("--only names no run; give run names such as run002,run003 (or leave --only out)")
         chosen = []
         for text in only:
             name = run_name(text) if text.strip() not in self.runs else text.strip()
@@ -162,7 +171,7 @@ class Experiment:
 
     def plan(self, only: list[str] | None = None, force: bool = False) -> list[Planned]:
         """What a call would do, validated in full before anything is written."""
-        selected = set(self.select(only)) if only else None
+        selected = set(self.select(only)) if only is not None else None
         plans, changed = [], []
         for spec in self.specs(force):
             if selected is not None and spec.name not in selected:
@@ -174,8 +183,8 @@ class Experiment:
                 changed.append(spec.name)
         if changed:
             raise RunStateError(
-                f"{self.name}: {', '.join(changed)} done, but the override changed since; "
-                "re-run with --force (the old attempt is kept) or append a new entry to RUNS"
+                f"{self.name}: {', '.join(changed)} done, but the override changed since; re-run with "
+                f"--force --only {','.join(changed)} (the old attempt is kept) or append a new entry to RUNS"
             )
         return plans
 
@@ -215,8 +224,8 @@ def run_script(exp: str, args: list[str], cwd: Path | None = None) -> int:
     name = exp_name(exp)
     script = project.exp_dir(name) / "exp.py"
     if not script.is_file():
-        known = ", ".join(project.experiments()[-5:]) or "none yet"
-        raise NotFoundError(f"{script.relative_to(project.root)}: no such experiment script (experiments: {known})")
+        where = script.relative_to(project.root)
+        raise NotFoundError(f"{where}: no such experiment script{unknown(name, project.experiments())}")
     try:
         return subprocess.call([sys.executable, str(script), *args], cwd=project.root)
     except KeyboardInterrupt:

@@ -93,11 +93,19 @@ def _natural_key(name: str) -> tuple:
 
 def check_name(name: str, what: str) -> str:
     """Experiment and run names become folder names: no separators, `..`, spaces or leading dots."""
-    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+    if isinstance(name, str) and ".." in name:
+        raise InvalidNameError(f"invalid {what} name {name!r}: `..` is not allowed in names")
+    if not isinstance(name, str) or not _NAME_RE.match(name):
         raise InvalidNameError(
             f"invalid {what} name {name!r}: use letters, digits, `_`, `-` and `.`, starting with a letter or digit"
         )
     return name
+
+
+def unknown(name: str, known: list[str], what: str = "experiments") -> str:
+    """` (did you mean …?) (experiments: …, exp040, exp041)`: the tail of a not-found message."""
+    shown = (("…, " if len(known) > 8 else "") + ", ".join(known[-8:])) if known else "none yet"
+    return f"{config.did_you_mean(name, known)} ({what}: {shown})"
 
 
 def exp_name(text: str) -> str:
@@ -139,7 +147,7 @@ def load_settings(root: Path) -> dict:
         return config.merge(DEFAULT_SETTINGS, {})
     text = path.read_text(encoding="utf-8")
     user = config.parse_mapping(text, str(path))
-    problems = config.check_override(DEFAULT_SETTINGS, user)
+    problems = config.check_override(DEFAULT_SETTINGS, user, base_name="kagexp's defaults", extensible=False)
     if problems:
         raise ConfigError("\n".join(config.locate(problems, text, str(path))))
     settings = config.merge(DEFAULT_SETTINGS, user)

@@ -129,13 +129,36 @@ def code_files(exp_dir: Path, exclude: list[str] = ()) -> list[str]:
 
 
 def code_hash(exp_dir: Path, files: list[str]) -> str:
-    """A content hash of the code: same files, same bytes, same hash, wherever the folder is."""
+    """A content hash of the code: same files, same bytes, same hash, wherever the folder is.
+
+    The `RUNS = …` assignment of exp.py is left out: appending a run does not change the code
+    of the runs before it (each run's own override is recorded, and hashed, on its own).
+    """
     digest = hashlib.sha256()
     for relative in files:
         data = (exp_dir / relative).read_bytes()
+        if relative == "exp.py":
+            data = without_runs(data)
         digest.update(f"{relative}\0{len(data)}\0".encode())
         digest.update(data)
     return digest.hexdigest()[:16]
+
+
+def without_runs(source: bytes) -> bytes:
+    """exp.py with its top-level `RUNS = …` lines replaced by one placeholder (as is if it does not parse)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return source
+    lines = source.split(b"\n")
+    for node in reversed(tree.body):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = getattr(node, "targets", None) or [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "RUNS" for t in targets):
+                lines[node.lineno - 1 : node.end_lineno] = [b"RUNS = ..."]
+    return b"\n".join(lines)
 
 
 def snapshot(exp_dir: Path, files: list[str], dest: Path) -> Path:

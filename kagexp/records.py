@@ -21,8 +21,8 @@ from typing import Any
 
 from kagexp import config, files
 from kagexp.errors import ConfigError, NotFoundError
-from kagexp.project import Project, exp_name, run_name
-from kagexp.run import META, METRICS, SUMMARY, SUMMARY_META, read_meta, status_of
+from kagexp.project import Project, exp_name, run_name, unknown
+from kagexp.run import HISTORY, META, METRICS, SUMMARY, SUMMARY_META, read_meta, status_of
 
 FIELDS = ("exp", "run", "status", "lb", "duration", "started")
 INDEX = ".index.json"
@@ -85,9 +85,28 @@ def read_record(exp: str, run_dir: Path) -> RunRecord:
     status = status_of(run_dir, meta) if meta is not None else "unknown"
     record = RunRecord(exp, run_dir.name, status, str(run_dir), meta=meta or {})
     record.config = config.flatten(_read_config(run_dir))
-    record.metrics = _read_json_dict(run_dir / METRICS)
+    record.metrics = _read_json_dict(run_dir / METRICS) or _last_logged(run_dir)
     record.lb = latest_lb(run_dir)
     return record
+
+
+def _last_logged(run_dir: Path) -> dict:
+    """The last value of each metric in `metrics.jsonl`: what a running or dead run has logged so far."""
+    import json
+
+    last: dict[str, Any] = {}
+    try:
+        lines = (run_dir / HISTORY).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return last
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            last.update((k, v) for k, v in entry.items() if not k.startswith("_"))
+    return last
 
 
 def listing_record(exp: str, run_dir: Path) -> RunRecord | None:
@@ -208,7 +227,7 @@ def scan(project: Project, exps: list[str] | None = None) -> list[RunRecord]:
         out = project.output_dir(name)
         if not out.is_dir():
             if not project.exp_dir(name).is_dir():
-                raise NotFoundError(f"no experiment {name}{_suggest(name, project.experiments())}")
+                raise NotFoundError(f"no experiment {name}{unknown(name, project.experiments())}")
             continue
         records.extend(scan_experiment(name, out))
     return records
@@ -230,18 +249,16 @@ def natural(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
-def _suggest(name: str, candidates: list[str]) -> str:
-    hint = config.did_you_mean(name, candidates)
-    listed = f" (experiments: {', '.join(candidates[-8:])})" if candidates else " (no experiments yet)"
-    return hint + listed
-
-
 def find_run(project: Project, text: str) -> RunRecord:
     """`exp003/run002`, `3/2` or `exp003/run002/` as a record (full meta); a clear error when absent."""
     parts = [p for p in text.strip().strip("/").split("/") if p]
     if len(parts) != 2:
         raise NotFoundError(f"{text!r} is not a run; write it as exp003/run002")
-    exp, run = exp_name(parts[0]), run_name(parts[1])
+    exp = exp_name(parts[0])
+    if not project.exp_dir(exp).is_dir() and not project.output_dir(exp).is_dir():
+        raise NotFoundError(f"no experiment {exp}{unknown(exp, project.experiments())}")
+    literal = project.output_dir(exp) / parts[1]  # a run named `1` in a RUNS dict is `1`, not run001
+    run = parts[1] if is_run_dir(literal) else run_name(parts[1])
     run_dir = project.output_dir(exp) / run
     if not is_run_dir(run_dir):
         existing = sorted(p.name for p in project.output_dir(exp).glob("*") if is_run_dir(p))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import operator
 import re
 from dataclasses import dataclass
@@ -82,19 +83,25 @@ def where(records: list[RunRecord], text: str | None) -> list[RunRecord]:
 
 
 def sort(records: list[RunRecord], key: str | None) -> list[RunRecord]:
-    """Sort by a key (`-cv` for descending); runs without the key come last either way."""
+    """Sort by a key (`-cv` for descending): numbers, then text; runs without a value come last."""
     if not key:
         return records
     descending = key.startswith("-")
     name = key.lstrip("-+")
-    present = [r for r in records if _sortable(r.value(name))]
-    missing = [r for r in records if not _sortable(r.value(name))]
-    present.sort(key=lambda r: (isinstance(r.value(name), str), r.value(name)), reverse=descending)
-    return present + missing
+    if records and not any(r.has(name) for r in records):
+        known = sorted({k for r in records for k in (*r.config, *r.metrics)} | set(FIELDS))
+        raise ConfigError(f"--sort: no run has a key `{name}`{config.did_you_mean(name, known)}")
+    numbers = [r for r in records if _is_number(r.value(name))]
+    texts = [r for r in records if isinstance(r.value(name), str)]
+    rest = [r for r in records if not _is_number(r.value(name)) and not isinstance(r.value(name), str)]
+    numbers.sort(key=lambda r: r.value(name), reverse=descending)
+    texts.sort(key=lambda r: r.value(name), reverse=descending)
+    return numbers + texts + rest
 
 
-def _sortable(value: Any) -> bool:
-    return isinstance(value, (int, float, str))
+def _is_number(value: Any) -> bool:
+    """A real, finite number (not a bool, not NaN)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --- experiments ---------------------------------------------------------------------
@@ -151,10 +158,6 @@ def best_run(records: list[RunRecord], metric: str | None, direction: str) -> Ru
         return None
     pick = max if direction == "max" else min
     return pick(scored, key=lambda r: r.metrics[metric])
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # --- tables --------------------------------------------------------------------------

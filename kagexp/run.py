@@ -11,6 +11,7 @@ import csv
 import fcntl
 import io
 import json
+import math
 import os
 import sys
 import threading
@@ -150,7 +151,16 @@ def archive_attempt(run_dir: Path) -> int:
     target.mkdir(parents=True)
     for path in previous:
         os.rename(path, target / path.name)
+    _mark_stale(target)
     return number + 1
+
+
+def _mark_stale(attempt_dir: Path) -> None:
+    """An archived attempt that still reads `running` died: we hold its claim, so say so."""
+    meta = read_meta(attempt_dir)
+    if meta and meta.get("status") == "running":
+        meta["status"] = "stale"
+        files.write_json(attempt_dir / META, meta)
 
 
 # --- output capture ------------------------------------------------------------------
@@ -272,12 +282,14 @@ class RunContext:
 
 
 def _plain(value: Any) -> Any:
-    """numpy and torch scalars become Python numbers so that they serialize as numbers."""
+    """numpy and torch scalars become Python numbers; NaN and infinities become null (JSON has none)."""
     if hasattr(value, "item") and callable(value.item):
         try:
-            return value.item()
+            value = value.item()
         except (TypeError, ValueError):
             return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
@@ -346,21 +358,31 @@ def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bo
     status, message = "done", ""
     try:
         with OutputCapture(out / "log.txt") if capture else nullcontext():
-            seed_everything(spec.seed)
-            fn(ctx.cfg, ctx)
+            _call(fn, ctx, spec.seed)
     except KeyboardInterrupt:
         status = "interrupted"
-    except BaseException as exc:  # a failing run is recorded, the next run still runs
+    except BaseException as exc:  # a failing run (even sys.exit) is recorded; the next run still runs
         status, message = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         files.write_text(out / "error.txt", traceback.format_exc())
-        if not isinstance(exc, Exception):
-            raise
     finally:
         duration = time.monotonic() - started
         ctx.close()
         _finish(out, meta, status, duration, message)
         files.write_json(out / SUMMARY, summary(meta, spec.config, ctx.metrics))
     return RunResult(spec.name, status, duration, dict(ctx.metrics), message)
+
+
+def _call(fn: RunFunction, ctx: RunContext, seed: int) -> None:
+    """Seed, then run; a traceback is printed while the output is still captured, so that
+    it is on the terminal and in log.txt as well as in error.txt."""
+    seed_everything(seed)
+    try:
+        fn(ctx.cfg, ctx)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:
+        traceback.print_exc()
+        raise
 
 
 def _start(spec: RunSpec, provenance: Provenance, attempt: int) -> dict:

@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kagexp import files
-from kagexp.config import did_you_mean, dump_yaml
+from kagexp.config import dump_yaml
 from kagexp.errors import NotFoundError, TargetExistsError, TemplateError, UntrustedTemplateError
-from kagexp.project import LINEAGE_FILE, Project, exp_name
+from kagexp.project import LINEAGE_FILE, Project, exp_name, unknown
 from kagexp.provenance import is_code, is_code_dir
 
 BUILTIN_TEMPLATE = Path(__file__).parent / "templates" / "project"
@@ -47,6 +47,14 @@ class Template:
     src: str
     local: Path
     kind: TemplateKind
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """The new project's folder, and (with `force`) the files that were there and were kept."""
+
+    path: Path
+    kept: list[str]
 
 
 @dataclass
@@ -224,12 +232,12 @@ def init_project(
     trust: bool = False,
     force: bool = False,
     vcs_ref: str | None = None,
-) -> Path:
+) -> InitResult:
     """Render a new project into `dest` from the built-in template, or any copier or cookiecutter one.
 
     `defaults` answers every question with its default (no prompts), `data` overrides answers,
-    `trust` lets the template run code, `force` renders into a folder that is not empty
-    (the template's files replace files of the same name). Returns the project's folder.
+    `trust` lets the template run code, `force` renders into a folder that is not empty, adding
+    the template's files that are missing there and keeping every file that exists.
     """
     dest = Path(dest).expanduser().absolute()
     _check_dest(dest, force)
@@ -240,8 +248,8 @@ def init_project(
         check_trust(tpl, trust)
         with staging(dest) as target:
             render(tpl, target, answers, defaults, trust, vcs_ref)
-            _install(target, dest)
-    return dest
+            kept = _install(target, dest)
+    return InitResult(dest, kept)
 
 
 def _check_dest(dest: Path, force: bool) -> None:
@@ -287,29 +295,30 @@ def _rmdir_if_empty(folder: Path) -> None:
         pass
 
 
-def _install(built: Path, dest: Path) -> None:
-    """Move the rendered project into place: one rename when `dest` is absent or empty, else a merge."""
+def _install(built: Path, dest: Path) -> list[str]:
+    """Move the rendered project into place: one rename when `dest` is absent or empty, else a merge
+    that adds what is missing and keeps every file already there; returns the files kept."""
     if not dest.exists() or (dest.is_dir() and not any(dest.iterdir())):
         try:
             os.rename(built, dest)
-            return
+            return []
         except OSError:
             if not dest.is_dir() or any(dest.iterdir()):
                 raise TargetExistsError(f"{dest} appeared while rendering; kagexp never overwrites") from None
-    _merge_into(built, dest)
+    return _merge_into(built, dest, "")
 
 
-def _merge_into(src: Path, dst: Path) -> None:
-    """Move `src`'s tree into the existing `dst` (only with `force`: same-name files are replaced)."""
+def _merge_into(src: Path, dst: Path, prefix: str) -> list[str]:
+    kept = []
     for entry in os.scandir(src):
         target = dst / entry.name
         if entry.is_dir(follow_symlinks=False) and target.is_dir() and not target.is_symlink():
-            _merge_into(Path(entry.path), target)
-            continue
-        try:
-            os.replace(entry.path, target)
-        except OSError as exc:
-            raise TargetExistsError(f"cannot replace {target} with the template's {entry.name}: {exc}") from None
+            kept.extend(_merge_into(Path(entry.path), target, f"{prefix}{entry.name}/"))
+        elif os.path.lexists(target):
+            kept.append(prefix + entry.name)  # the user's file wins: kagexp never overwrites
+        else:
+            os.rename(entry.path, target)
+    return sorted(kept)
 
 
 # --- new -------------------------------------------------------------------------------
@@ -366,9 +375,7 @@ def resolve_source(existing: list[str], source: str | None) -> str:
         return [n for n in existing if numbers.get(n) == top][-1]
     name = exp_name(str(source))
     if name not in existing:
-        shown = ", ".join(existing[-10:]) if existing else "none yet"
-        more = "…, " if len(existing) > 10 else ""
-        raise NotFoundError(f"exp/{name} does not exist{did_you_mean(name, existing)} (experiments: {more}{shown})")
+        raise NotFoundError(f"exp/{name} does not exist{unknown(name, existing)}")
     return name
 
 

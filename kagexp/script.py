@@ -7,6 +7,7 @@ It parses the flags, prints one line per run and a summary, and turns errors int
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from kagexp import config
-from kagexp.errors import KagexpError
+from kagexp.errors import ConfigError, KagexpError
 from kagexp.experiment import Experiment, Planned
 from kagexp.run import RunFunction, RunResult, RunSpec
 
@@ -93,6 +94,15 @@ def run_script(fn: RunFunction, runs: Any, script: Path, argv: list[str] | None 
     except KeyboardInterrupt:
         print("kagexp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+
+
+def quiet_broken_pipe() -> int:
+    """`python exp.py --list | head`: the reader left; stop quietly, as `cat` does."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_OK
 
 
 def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> int:
@@ -100,7 +110,9 @@ def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> 
     if args.list:
         print(format_status_table(exp))
         return EXIT_OK
-    only = [part for part in args.only.split(",") if part.strip()] if args.only else None
+    if args.full and not args.dry_run:
+        raise ConfigError("--full goes with --dry-run (it prints each run's whole merged config)")
+    only = [part for part in args.only.split(",") if part.strip()] if args.only is not None else None
     plans = exp.plan(only=only, force=args.force)
     if args.dry_run:
         print(format_dry_run(exp, plans, args.full))

@@ -108,7 +108,7 @@ def test_report_shows_the_parent_and_its_config_changes(project):
     text = (project / "exp/exp002/RESULTS.md").read_text()
     assert "**Hypothesis / note:** a forest instead of a tree" in text
     assert "Parent: `exp001`" in text
-    assert "## Config changes from exp001\n\n- `~ model.name: 'tree' -> 'forest'`\n" in text
+    assert "## Config changes from exp001\n\n- `~ model.name: tree -> forest`\n" in text
 
 
 def test_project_report(project):

@@ -85,7 +85,7 @@ def test_changed_override_of_done_run_is_an_error(tmp_path):
     assert changed.returncode == 2
     assert changed.stderr.strip().splitlines() == [
         "kagexp: error: exp001: run002 done, but the override changed since; "
-        "re-run with --force (the old attempt is kept) or append a new entry to RUNS"
+        "re-run with --force --only run002 (the old attempt is kept) or append a new entry to RUNS"
     ]
     assert snapshot_tree(root) == before
 
@@ -286,7 +286,8 @@ def test_killed_runner_leaves_a_stale_run_that_runs_again(tmp_path):
     assert again.returncode == 0, again.stderr
     assert executions(root) == ["run001", "run002", "run003"]
     assert meta(root, "run002")["status"] == "done" and meta(root, "run002")["attempt"] == 2
-    assert json.loads((out_dir(root) / "run002" / "attempts" / "1" / "meta.json").read_text())["status"] == "running"
+    archived = json.loads((out_dir(root) / "run002" / "attempts" / "1" / "meta.json").read_text())
+    assert archived["status"] == "stale"
 
 
 def test_concurrent_runners_run_each_run_exactly_once(tmp_path):
@@ -415,8 +416,7 @@ def test_bad_settings_file(tmp_path):
     bad = run_exp(root)
     assert bad.returncode == 2
     assert bad.stderr.strip() == (
-        f"kagexp: error: {root / 'kagexp.yml'}:2: unknown key `metirc`; did you mean `metric`? "
-        "Write `+metirc` to add a new key."
+        f"kagexp: error: {root / 'kagexp.yml'}:2: unknown key `metirc`; did you mean `metric`?"
     )
 
 
@@ -439,5 +439,7 @@ def test_kagexp_run_command_is_the_same_as_the_script(tmp_path):
         env=subprocess_env(),
     )
     assert missing.returncode == 2
-    assert missing.stderr.strip() == "kagexp: error: exp/exp009/exp.py: no such experiment script (experiments: exp001)"
+    assert missing.stderr.strip() == (
+        "kagexp: error: exp/exp009/exp.py: no such experiment script; did you mean `exp001`? (experiments: exp001)"
+    )
     assert os.path.isdir(root / "exp")

@@ -74,7 +74,7 @@ def read_yaml(path: Path) -> dict:
 
 def test_init_renders_builtin_template_with_defaults(tmp_path, fake_home):
     dest = tmp_path / "titanic"
-    assert init_project(dest) == dest
+    assert init_project(dest).path == dest
 
     settings = load_settings(dest)
     assert settings["name"] == "titanic"  # the folder's name, unless `project_name` is given
@@ -113,7 +113,7 @@ def test_init_data_overrides_answers(tmp_path):
         "metric_direction": "min",
         "use_wandb": True,
     }
-    dest = init_project(tmp_path / "p", data=data)
+    dest = init_project(tmp_path / "p", data=data).path
 
     settings = load_settings(dest)
     assert settings["name"] == "playground"
@@ -129,7 +129,7 @@ def test_init_data_overrides_answers(tmp_path):
 
 
 def test_generated_project_runs_and_logs_the_project_metric(tmp_path):
-    dest = init_project(tmp_path / "p", data={"metric_name": "accuracy"})
+    dest = init_project(tmp_path / "p", data={"metric_name": "accuracy"}).path
 
     done = run_exp(dest)
 
@@ -153,14 +153,16 @@ def test_init_refuses_a_folder_that_is_not_empty(tmp_path):
 
 def test_init_force_renders_into_a_folder_that_is_not_empty(tmp_path):
     dest = tmp_path / "p"
-    build_tree(dest, {"notes.md": "mine\n", "exp": {"exp001": {"extra.py": "X = 1\n"}}})
+    mine = {"notes.md": "mine\n", "kagexp.yml": "name: mine\n", "exp": {"exp001": {"exp.py": "# my edits\n"}}}
+    build_tree(dest, mine)
 
-    init_project(dest, force=True)
+    made = init_project(dest, force=True)
 
+    assert made.kept == ["exp/exp001/exp.py", "kagexp.yml"]
     assert (dest / "notes.md").read_text() == "mine\n"
-    assert (dest / "exp/exp001/extra.py").exists()
-    assert (dest / "exp/exp001/exp.py").exists()
-    assert load_settings(dest)["name"] == "p"
+    assert (dest / "exp/exp001/exp.py").read_text() == "# my edits\n"
+    assert (dest / "kagexp.yml").read_text() == "name: mine\n"
+    assert (dest / "exp/exp001/train.py").exists() and (dest / "README.md").exists()
 
 
 def test_init_into_an_empty_folder(tmp_path):
@@ -206,7 +208,7 @@ def test_a_folder_that_is_no_template_is_refused(tmp_path):
 
 
 def test_init_renders_a_cookiecutter_template(tmp_path, fake_home):
-    dest = init_project(tmp_path / "p", template=COOKIECUTTER_EXP, data={"model": "xgboost"})
+    dest = init_project(tmp_path / "p", template=COOKIECUTTER_EXP, data={"model": "xgboost"}).path
 
     assert set(snapshot_tree(dest)) == {"config.yml", "exp.py"}  # the slug folder's content, moved up
     assert read_yaml(dest / "config.yml")["model"] == {"name": "xgboost", "params": {"learning_rate": 0.05}}
@@ -274,7 +276,7 @@ def test_copier_update_brings_template_changes(tmp_path):
     shutil.copytree(BUILTIN_TEMPLATE, template, ignore=shutil.ignore_patterns("__pycache__"))
     git(template, "init", "-q")
     commit_all(template, "v1", tag="v1")
-    project = init_project(tmp_path / "proj", template=template, data={"project_name": "proj"})
+    project = init_project(tmp_path / "proj", template=template, data={"project_name": "proj"}).path
     assert read_yaml(project / ".copier-answers.yml")["_commit"] == "v1"
     git(project, "init", "-q")
     commit_all(project, "generated")
