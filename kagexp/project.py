@@ -105,7 +105,8 @@ def check_name(name: str, what: str) -> str:
 def unknown(name: str, known: list[str], what: str = "experiments") -> str:
     """` (did you mean …?) (experiments: …, exp040, exp041)`: the tail of a not-found message."""
     shown = (("…, " if len(known) > 8 else "") + ", ".join(known[-8:])) if known else "none yet"
-    return f"{config.did_you_mean(name, known)} ({what}: {shown})"
+    numbered = re.fullmatch(r"(exp|run)\d+", name)  # exp099 is not a typo of exp002: the list says enough
+    return f"{'' if numbered else config.did_you_mean(name, known)} ({what}: {shown})"
 
 
 def exp_name(text: str) -> str:

@@ -272,3 +272,42 @@ def test_init_new_and_run_through_the_cli(tmp_path):
     missing = cli("new", "--from", "exp011", cwd=root)
     assert missing.returncode == 2 and "exp/exp011 does not exist" in missing.stderr
     assert not (tmp_path / "home").exists() or not any((tmp_path / "home").rglob("*replay*"))
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["runs", "--sort", "cvv"], "kagexp: error: --sort: no run has a key `cvv`; did you mean `cv`?"),
+        (["runs", "--limit", "-1"], "Invalid value for '--limit': -1 is not in the range x>=0."),
+        (["runs", "--status", "bogus"], "Invalid value for '--status': 'bogus' is not one of"),
+        (["diff", "exp099"], "kagexp: error: no experiment exp/exp099 (experiments: exp001, exp002)"),
+        (["show", "exp077/run001"], "kagexp: error: no experiment exp077 (experiments: exp001, exp002)"),
+    ],
+)
+def test_mistakes_are_one_line_errors(project, args, message):
+    done = kagexp(project, *args)
+    assert done.returncode == 2 and done.stdout == ""
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_no_match_says_so(project):
+    done = kagexp(project, "runs", "--where", "cv>5")
+    assert done.returncode == 0 and done.stdout == "" and done.stderr == "no runs match\n"
+
+
+def test_a_run_named_like_a_number_is_found_by_its_name(tmp_path):
+    root = make_project(tmp_path, runs={"1": "", "run001": "model:\n  params:\n    max_depth: 5\n"})
+    assert run_exp(root).returncode == 0
+    assert kagexp(root, "show", "exp001/1").stdout.startswith("exp001/1  done")
+    assert kagexp(root, "show", "exp001/run001").stdout.startswith("exp001/run001  done")
+
+
+def test_settings_take_no_plus_keys(tmp_path):
+    root = make_project(tmp_path, settings="+metrc: 1\nseed: yes\n")
+    done = kagexp(root, "runs")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"kagexp: error: {root / 'kagexp.yml'}:1: `+metrc`: this file takes no new keys; write `metrc`",
+        f"{root / 'kagexp.yml'}:2: `seed` is a boolean (True) here but an int (42) in kagexp's defaults; "
+        "write a value of the same type",
+    ]

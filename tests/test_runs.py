@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import pytest
 import yaml
 from helpers import (
     depth_runs,
@@ -440,6 +441,69 @@ def test_kagexp_run_command_is_the_same_as_the_script(tmp_path):
     )
     assert missing.returncode == 2
     assert missing.stderr.strip() == (
-        "kagexp: error: exp/exp009/exp.py: no such experiment script; did you mean `exp001`? (experiments: exp001)"
+        "kagexp: error: exp/exp009/exp.py: no such experiment script (experiments: exp001)"
     )
     assert os.path.isdir(root / "exp")
+
+
+def test_sys_exit_in_a_run_is_a_failure_and_its_traceback_is_logged(tmp_path):
+    body = 'if ctx.name == "run001":\n    print("about to quit")\n    sys.exit(3)\nctx.log({"cv": 1.0})\n'
+    root = make_project(tmp_path, body=body)
+    done = run_exp(root)
+    assert done.returncode == 1
+    assert meta(root, "run001")["status"] == "failed" and meta(root, "run001")["error"] == "SystemExit: 3"
+    assert meta(root, "run002")["status"] == "done" and meta(root, "run003")["status"] == "done"
+    log = (out_dir(root) / "run001" / "log.txt").read_text()
+    assert log.startswith("about to quit\nTraceback (most recent call last):") and "SystemExit: 3" in log
+    assert "SystemExit: 3" in done.stderr
+
+
+def test_nan_metrics_are_written_as_null(tmp_path):
+    body = 'ctx.log({"cv": float("nan"), "loss": float("inf"), "ok": 1.5})\n'
+    root = make_project(tmp_path, runs=[""], body=body)
+    assert run_exp(root).returncode == 0
+    text = (out_dir(root) / "run001" / "metrics.json").read_text()
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}")) == {
+        "cv": None,
+        "loss": None,
+        "ok": 1.5,
+    }
+
+
+def test_appending_a_run_is_not_a_code_change(tmp_path):
+    root = make_project(tmp_path)
+    assert run_exp(root).returncode == 0
+    set_runs(root, depth_runs(1, 2, 3, 4))
+    again = run_exp(root)
+    assert "skip exp001/run001: done\n" in again.stderr
+    assert meta(root, "run004")["code_hash"] == meta(root, "run001")["code_hash"]
+
+
+def test_flag_mistakes_are_errors(tmp_path):
+    root = make_project(tmp_path)
+    empty_only = run_exp(root, "--only", "", "--force")
+    assert empty_only.returncode == 2 and "--only names no run" in empty_only.stderr
+    full = run_exp(root, "--full")
+    assert full.returncode == 2 and "--full goes with --dry-run" in full.stderr
+    assert executions(root) == []
+
+
+def test_every_bad_run_name_is_reported(tmp_path):
+    root = make_project(tmp_path, runs={"long sleep": "", "../escape": "", "fine": ""})
+    bad = run_exp(root)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        "kagexp: error: RUNS: invalid run name 'long sleep': use letters, digits, `_`, `-` and `.`, "
+        "starting with a letter or digit",
+        "RUNS: invalid run name '../escape': `..` is not allowed in names",
+    ]
+    assert not (root / "data").exists()
+
+
+def test_a_closed_pipe_is_not_an_error(tmp_path):
+    root = make_project(tmp_path, runs=depth_runs(*range(1, 3001)))
+    done = subprocess.run(
+        f"{sys.executable} exp/exp001/exp.py --dry-run | head -1", shell=True, cwd=root, capture_output=True, text=True
+    )
+    assert done.stdout == "exp001/run001: would run\n"
+    assert "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
