@@ -12,7 +12,7 @@ from typing import Any
 
 from kagexp import config
 from kagexp.errors import ConfigError, KagexpError, NotFoundError
-from kagexp.project import Project, exp_name, unknown
+from kagexp.project import Project, unknown
 from kagexp.provenance import code_files
 from kagexp.records import RunRecord, find_run
 
@@ -54,7 +54,7 @@ def resolve(project: Project, text: str) -> Side:
     if text.count("/") == 1 and not Path(text).is_dir():
         return _run_side(project, find_run(project, text))
     try:
-        name = exp_name(text)
+        name = project.find_exp(text)
     except KagexpError:
         name = None
     if name and project.exp_dir(name).is_dir():
@@ -79,7 +79,7 @@ def _run_side(project: Project, record: RunRecord) -> Side:
 
 def parent_of(project: Project, text: str) -> str:
     """`kagexp diff exp042` compares with the parent that `kagexp new` recorded."""
-    name = exp_name(text)
+    name = project.find_exp(text)
     if not project.exp_dir(name).is_dir():
         raise NotFoundError(f"no experiment exp/{name}{unknown(name, project.experiments())}")
     parent = project.lineage(name).get("parent")

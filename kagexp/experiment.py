@@ -11,7 +11,7 @@ from typing import Any
 
 from kagexp import config
 from kagexp.errors import ConfigError, InvalidNameError, NotFoundError, RunStateError
-from kagexp.project import Project, check_name, exp_name, load_project, run_name, unknown
+from kagexp.project import Project, check_name, load_project, run_name, unknown
 from kagexp.provenance import Provenance
 from kagexp.run import RunFunction, RunResult, RunSpec, holder_of, read_meta, status_of
 
@@ -221,7 +221,7 @@ def run_script(exp: str, args: list[str], cwd: Path | None = None) -> int:
     import sys
 
     project = load_project(cwd)
-    name = exp_name(exp)
+    name = project.find_exp(exp)
     script = project.exp_dir(name) / "exp.py"
     if not script.is_file():
         where = script.relative_to(project.root)

@@ -79,6 +79,22 @@ class Project:
         except ConfigError:
             return {}
 
+    def find_exp(self, text: str) -> str:
+        """An experiment as the user names it: `exp033`, `33`, `exp33` → the folder that exists
+        with that name or number (`exp0033` too), else the canonical `exp033`."""
+        name = exp_name(text)  # also refuses names that would leave exp/
+        literal = text.strip().rstrip("/")
+        for candidate in (literal, name):
+            if (self.exp_root / candidate).is_dir():
+                return candidate
+        match = re.fullmatch(r"exp(\d+)", name)
+        if match:
+            for existing in self.experiments():
+                number = re.fullmatch(r"exp(\d+)", existing)
+                if number and int(number.group(1)) == int(match.group(1)):
+                    return existing
+        return name
+
     def experiments(self) -> list[str]:
         """Experiment folder names, in number order (`exp2` before `exp10`)."""
         if not self.exp_root.is_dir():

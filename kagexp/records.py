@@ -21,7 +21,7 @@ from typing import Any
 
 from kagexp import config, files
 from kagexp.errors import ConfigError, NotFoundError
-from kagexp.project import Project, exp_name, run_name, unknown
+from kagexp.project import Project, run_name, unknown
 from kagexp.run import HISTORY, META, METRICS, SUMMARY, SUMMARY_META, read_meta, status_of
 
 FIELDS = ("exp", "run", "status", "lb", "duration", "started")
@@ -221,7 +221,7 @@ def _save_index(out_dir: Path, runs: dict) -> None:
 
 def scan(project: Project, exps: list[str] | None = None) -> list[RunRecord]:
     """Every run of the given experiments (default: all with outputs), in name order."""
-    names = [exp_name(e) for e in exps] if exps else experiments_with_outputs(project)
+    names = [project.find_exp(e) for e in exps] if exps else experiments_with_outputs(project)
     records = []
     for name in names:
         out = project.output_dir(name)
@@ -254,7 +254,7 @@ def find_run(project: Project, text: str) -> RunRecord:
     parts = [p for p in text.strip().strip("/").split("/") if p]
     if len(parts) != 2:
         raise NotFoundError(f"{text!r} is not a run; write it as exp003/run002")
-    exp = exp_name(parts[0])
+    exp = project.find_exp(parts[0])
     if not project.exp_dir(exp).is_dir() and not project.output_dir(exp).is_dir():
         raise NotFoundError(f"no experiment {exp}{unknown(exp, project.experiments())}")
     literal = project.output_dir(exp) / parts[1]  # a run named `1` in a RUNS dict is `1`, not run001

@@ -17,7 +17,7 @@ from typing import Any
 from kagexp import config, files
 from kagexp.errors import NotFoundError
 from kagexp.leaderboard import correlation, cv_lb_pairs
-from kagexp.project import Project, exp_name
+from kagexp.project import Project
 from kagexp.records import RunRecord, scan
 from kagexp.results import best_run, cell, render, summarize, table, varying_keys
 from kagexp.run import HISTORY
@@ -40,7 +40,7 @@ class Best:
 
 def report_experiment(project: Project, exp: str) -> Path:
     """Write `exp/EXP/RESULTS.md` and its plots under `exp/EXP/results/`; returns the report's path."""
-    name = exp_name(exp)
+    name = project.find_exp(exp)
     exp_dir = project.exp_dir(name)
     if not exp_dir.is_dir():
         raise NotFoundError(f"no experiment exp/{name}{config.did_you_mean(name, project.experiments())}")

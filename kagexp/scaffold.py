@@ -342,7 +342,7 @@ def new_experiment(
     _check_free(project, target)
     if template is not None:
         return _new_from_template(project, target, template, note, trust, auto=name is None)
-    parent = resolve_source(existing, source)
+    parent = resolve_source(project, source)
     exclude = list(project.settings["new"]["exclude"])
     tmp = _temp_dir(project, target)
     try:
@@ -363,8 +363,9 @@ def _numbers(existing: list[str]) -> dict[str, int]:
     return {n: int(m.group(1)) for n in existing if (m := _NUMBERED.match(n))}
 
 
-def resolve_source(existing: list[str], source: str | None) -> str:
+def resolve_source(project: Project, source: str | None) -> str:
     """The experiment to copy: `source` (`41`, `exp041`), else the highest numbered one."""
+    existing = project.experiments()
     if source is None:
         if not existing:
             raise NotFoundError("no experiment in exp/ to copy; create a project with `kagexp init`, or use a template")
@@ -373,7 +374,7 @@ def resolve_source(existing: list[str], source: str | None) -> str:
             return existing[-1]
         top = max(numbers.values())
         return [n for n in existing if numbers.get(n) == top][-1]
-    name = exp_name(str(source))
+    name = project.find_exp(str(source))
     if name not in existing:
         raise NotFoundError(f"exp/{name} does not exist{unknown(name, existing)}")
     return name

@@ -311,3 +311,12 @@ def test_settings_take_no_plus_keys(tmp_path):
         f"{root / 'kagexp.yml'}:2: `seed` is a boolean (True) here but an int (42) in kagexp's defaults; "
         "write a value of the same type",
     ]
+
+
+def test_four_digit_experiment_names(tmp_path):
+    root = make_project(tmp_path, exp="exp0001")
+    assert run_exp(root, "--only", "1", exp="exp0001").returncode == 0
+    rows = parse_csv(kagexp(root, "ls", "--format", "csv", check_code=0).stdout)
+    assert [(r["exp"], r["done"]) for r in rows] == [("exp0001", "1")]
+    assert json.loads(kagexp(root, "runs", "1", "--format", "json", check_code=0).stdout)[0]["run"] == "exp0001/run001"
+    assert kagexp(root, "show", "1/1", check_code=0).stdout.startswith("exp0001/run001  done")
