@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from kagexp.errors import KagexpError
 from kagexp.project import load_project
-from kagexp.records import find_run, scan
+from kagexp.records import find_run, read_history, scan
 from kagexp.results import where as filter_where
-from kagexp.run import HISTORY
 
 if TYPE_CHECKING:
     import pandas
@@ -56,21 +55,12 @@ def load_runs(
 
 def load_history(run: str, root: str | Path | None = None) -> pandas.DataFrame:
     """Every `ctx.log` call of a run (`metrics.jsonl`): columns step, time, then the metrics."""
-    import json
-
     pd = _pandas()
     record = find_run(load_project(Path(root) if root else None), run)
-    rows = []
-    try:
-        lines = (record.path / HISTORY).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue  # a line cut short by a crash
-        rows.append({"step": entry.pop("_step", None), "time": entry.pop("_time", None), **entry})
+    rows = [
+        {"step": entry.pop("_step", None), "time": entry.pop("_time", None), **entry}
+        for entry in read_history(record.path)
+    ]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(k for r in [{"step": 0, "time": 0}, *rows] for k in r)))
     frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
     return frame

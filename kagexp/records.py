@@ -92,21 +92,29 @@ def read_record(exp: str, run_dir: Path) -> RunRecord:
 
 def _last_logged(run_dir: Path) -> dict:
     """The last value of each metric in `metrics.jsonl`: what a running or dead run has logged so far."""
+    last: dict[str, Any] = {}
+    for entry in read_history(run_dir):
+        last.update((k, v) for k, v in entry.items() if not k.startswith("_"))
+    return last
+
+
+def read_history(run_dir: Path) -> list[dict]:
+    """Every `ctx.log` call of a run, from `metrics.jsonl` (a line cut short by a crash is skipped)."""
     import json
 
-    last: dict[str, Any] = {}
     try:
         lines = (run_dir / HISTORY).read_text(encoding="utf-8").splitlines()
     except OSError:
-        return last
+        return []
+    entries = []
     for line in lines:
         try:
             entry = json.loads(line)
         except ValueError:
             continue
         if isinstance(entry, dict):
-            last.update((k, v) for k, v in entry.items() if not k.startswith("_"))
-    return last
+            entries.append(entry)
+    return entries
 
 
 def listing_record(exp: str, run_dir: Path) -> RunRecord | None:

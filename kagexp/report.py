@@ -8,7 +8,6 @@ or `report-all.md.j2` (the project) at its root.
 from __future__ import annotations
 
 import io
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +17,8 @@ from kagexp import config, files
 from kagexp.errors import NotFoundError
 from kagexp.leaderboard import correlation, cv_lb_pairs
 from kagexp.project import Project
-from kagexp.records import RunRecord, scan
+from kagexp.records import RunRecord, read_history, scan
 from kagexp.results import best_run, cell, render, summarize, table, varying_keys
-from kagexp.run import HISTORY
 
 TEMPLATES = Path(__file__).parent / "templates" / "report"
 PLOTS_DIR = "results"
@@ -198,21 +196,12 @@ def _history_plots(plt, folder: Path, records: list[RunRecord]) -> list[Plot]:
 
 def _history(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
     series: dict[str, list[tuple[float, float]]] = {}
-    try:
-        lines = (run_dir / HISTORY).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return series
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
+    for entry in read_history(run_dir):
         step = entry.get("_step")
-        if not _number(step):
-            continue
-        for key, value in entry.items():
-            if not key.startswith("_") and _number(value):
-                series.setdefault(key, []).append((step, value))
+        if _number(step):
+            for key, value in entry.items():
+                if not key.startswith("_") and _number(value):
+                    series.setdefault(key, []).append((step, value))
     return series
 
 
