@@ -39,11 +39,27 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix kagexp tests bench example-exp-iris
 	$(BIN)/ruff format kagexp tests bench example-exp-iris
 
-bench: $(STAMP)
+# bench/peers.py runs in its own virtualenv: kagexp plus the peers it is measured against, which
+# are not kagexp's dependencies. Made from PyPI when missing; no network when the benchmarks run.
+BENCH_VENV := .venv-bench
+BENCH_BIN := $(BENCH_VENV)/bin
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_PEERS := 'hydra-core>=1.3.2' 'mlflow-skinny>=2.10' 'sacred>=0.8.5'
+
+$(BENCH_BIN)/python:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_BIN)/python -m pip install -q --upgrade pip
+
+$(BENCH_STAMP): pyproject.toml | $(BENCH_BIN)/python
+	$(BENCH_BIN)/python -m pip install -q -e . $(BENCH_PEERS)
+	touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP)
 	$(BIN)/python bench/bookkeeping.py
 	if [ -d /dev/shm ]; then $(BIN)/python bench/bookkeeping.py --dir /dev/shm; fi
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/new_vs_cp.py
+	$(BENCH_BIN)/python bench/peers.py
 
 clean:
 	rm -rf example-exp-iris/data/output .pytest_cache

@@ -232,6 +232,8 @@ def runs(exps, status, where, sort_key, limit, fmt, all_keys) -> None:
     from kagexp import results
     from kagexp.records import scan
 
+    if where:
+        results.parse_where(where)  # a typo is an error before any folder is read
     records = scan(_project(), list(exps) or None)
     if status:
         records = [r for r in records if r.status == status]
@@ -329,7 +331,7 @@ def main() -> None:
     except KagexpError as exc:
         if debug:
             traceback.print_exc()
-        click.echo(f"kagexp: error: {exc}", err=True)
+        click.echo(exc.lines(), err=True)
         sys.exit(EXIT_USAGE)
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("kagexp: interrupted", err=True)

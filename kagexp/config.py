@@ -373,6 +373,19 @@ def yaml_text(value: Any) -> str:
     return text.removesuffix("\n...").removesuffix("...").strip()
 
 
+def same_value(a: Any, b: Any) -> bool:
+    """Equality as a config means it: `1`, `1.0` and `true` differ, even inside lists; NaN is NaN."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and a != a:
+        return b != b
+    return a == b
+
+
 def diff(old: dict, new: dict) -> list[Change]:
     """The leaves that differ between two configs, in the order they appear."""
     a, b = flatten(old), flatten(new)
@@ -380,7 +393,7 @@ def diff(old: dict, new: dict) -> list[Change]:
     for key, value in a.items():
         if key not in b:
             changes.append(Change(key, "removed", old=value))
-        elif b[key] != value or type(b[key]) is not type(value):
+        elif not same_value(value, b[key]):
             changes.append(Change(key, "changed", old=value, new=b[key]))
     changes.extend(Change(key, "added", new=value) for key, value in b.items() if key not in a)
     return changes

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kagexp import config
-from kagexp.errors import ConfigError, KagexpError, NotFoundError
+from kagexp.errors import ConfigError, InvalidNameError, KagexpError, NotFoundError
 from kagexp.project import Project, unknown
 from kagexp.provenance import code_files
 from kagexp.records import RunRecord, find_run
@@ -50,7 +50,9 @@ class Comparison:
 
 
 def resolve(project: Project, text: str) -> Side:
-    """A run (`exp003/run002`), an experiment (`exp003`, `3`) or a folder path."""
+    """A run (`exp003/run002`), an experiment (`exp003`, `3`) or a folder path inside the project."""
+    if not text.strip():
+        raise NotFoundError("an empty name is not an experiment, run or folder; write e.g. exp003 or exp003/run002")
     if text.count("/") == 1 and not Path(text).is_dir():
         return _run_side(project, find_run(project, text))
     try:
@@ -60,6 +62,8 @@ def resolve(project: Project, text: str) -> Side:
     if name and project.exp_dir(name).is_dir():
         return _folder_side(name, project.exp_dir(name), project)
     if Path(text).is_dir():
+        if not Path(text).resolve().is_relative_to(project.root):
+            raise InvalidNameError(f"{text}: outside the project {project.root}; kagexp compares what is inside it")
         return _folder_side(text, Path(text), project)
     raise NotFoundError(f"no experiment, run or folder {text!r}{unknown(name or text, project.experiments())}")
 

@@ -8,6 +8,10 @@ class KagexpError(Exception):
 
     exit_code = 2
 
+    def lines(self) -> str:
+        """The message for stderr: every line (one per problem) starts with `kagexp: error:`."""
+        return "\n".join(f"kagexp: error: {line}" for line in str(self).splitlines())
+
 
 class ConfigError(KagexpError, ValueError):
     """A config file or override that does not parse, or does not fit the base config."""

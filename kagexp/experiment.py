@@ -7,13 +7,16 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagexp import config
 from kagexp.errors import ConfigError, InvalidNameError, NotFoundError, RunStateError
 from kagexp.project import Project, check_name, load_project, run_name, unknown
 from kagexp.provenance import Provenance
 from kagexp.run import RunFunction, RunResult, RunSpec, holder_of, read_meta, status_of
+
+if TYPE_CHECKING:
+    from kagexp.launchers import Launcher, LaunchOptions
 
 
 @dataclass
@@ -154,7 +157,22 @@ class Experiment:
             input_dir=self.project.input_dir,
             seed=seed,
             force=force,
+            tracking=self._tracking(merged),
         )
+
+    def _tracking(self, merged: dict) -> dict | None:
+        """What the run tells wandb, when kagexp.yml (or the run's config) enables it."""
+        wandb = self.project.settings["wandb"]
+        if not wandb["enabled"] and "wandb" not in merged:
+            return None
+        from kagexp.integrations import wandb_settings
+
+        name = self.project.settings["name"] or self.project.root.name
+        return wandb_settings(wandb, merged, name, self._note)
+
+    @cached_property
+    def _note(self) -> str | None:
+        return self.project.lineage(self.name).get("note")
 
     def select(self, only: list[str]) -> list[str]:
         """Run names from `--only` (`run002`, `2`), each checked to exist."""
@@ -206,13 +224,29 @@ class Experiment:
             rows.append((name, status_of(self.out_dir / name, meta), meta or {}))
         return rows
 
-    def execute(self, fn: RunFunction, plans: list[Planned], reporter=None, **options: Any) -> list[RunResult]:
-        """Hand the runs to run to a launcher (in-process for now), reporting progress."""
-        from kagexp.launchers import get_launcher
+    def launcher(self, options: LaunchOptions | None = None, dry_run: bool = False) -> Launcher:
+        """The launcher `options` ask for (in this process by default), checked before anything runs."""
+        from kagexp.launchers import make_launcher
 
-        launcher = get_launcher(options.pop("launcher", "inline"))
+        return make_launcher(options, self.project.settings, self.out_dir, dry_run)
+
+    def execute(
+        self,
+        fn: RunFunction,
+        plans: list[Planned],
+        reporter=None,
+        *,
+        launcher: Launcher | LaunchOptions | None = None,
+        fail_fast: bool = False,
+        capture: bool = True,
+    ) -> list[RunResult]:
+        """Hand the runs to run to a launcher (`launcher`, or options for one), reporting progress."""
+        if not hasattr(launcher, "launch"):
+            launcher = self.launcher(launcher)
         todo = [p.spec for p in plans if p.action == "run"]
-        return launcher.launch(fn=fn, specs=todo, provenance=self.provenance, reporter=reporter, **options)
+        return launcher.launch(
+            fn=fn, specs=todo, provenance=self.provenance, reporter=reporter, fail_fast=fail_fast, capture=capture
+        )
 
 
 def run_script(exp: str, args: list[str], cwd: Path | None = None) -> int:

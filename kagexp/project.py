@@ -23,12 +23,15 @@ DEFAULT_SETTINGS: dict = {
     "new": {"exclude": []},
     "wandb": {"enabled": False, "project": None, "entity": None, "mode": None, "tags": [], "job_type": "train"},
     "slurm": {
+        "cluster": "slurm",  # `local`: submitit's local executor, the same code path on this machine
         "partition": None,
         "time_min": 60,
         "gpus_per_node": 0,
         "cpus_per_task": 1,
         "mem_gb": None,
-        "additional": {},
+        "array_parallelism": None,  # at most this many runs at once (`--jobs N` says it too)
+        "setup": [],  # shell lines run before each job, e.g. `module load cuda`
+        "additional": None,  # any other sbatch option, e.g. {account: my-lab, qos: high}
     },
 }
 

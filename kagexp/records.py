@@ -259,9 +259,9 @@ def natural(name: str) -> tuple:
 
 def find_run(project: Project, text: str) -> RunRecord:
     """`exp003/run002`, `3/2` or `exp003/run002/` as a record (full meta); a clear error when absent."""
-    parts = [p for p in text.strip().strip("/").split("/") if p]
-    if len(parts) != 2:
-        raise NotFoundError(f"{text!r} is not a run; write it as exp003/run002")
+    parts = [p for p in text.strip().rstrip("/").split("/")]
+    if len(parts) != 2 or not all(parts):
+        raise NotFoundError(f"{text!r} is not a run; name one as EXP/RUN, e.g. exp003/run002")
     exp = project.find_exp(parts[0])
     if not project.exp_dir(exp).is_dir() and not project.output_dir(exp).is_dir():
         raise NotFoundError(f"no experiment {exp}{unknown(exp, project.experiments())}")

@@ -138,8 +138,9 @@ def _summary(project: Project, name: str, records: list[RunRecord], metric: dict
     for record in records:
         counts[record.status] = counts.get(record.status, 0) + 1
     best = best_run(records, metric["name"], metric["direction"])
-    started = [r.meta["started"] for r in records if r.meta.get("started")]
-    latest = max((r for r in records if r.meta.get("started")), key=lambda r: r.meta["started"], default=None)
+    timed = [r for r in records if isinstance(r.meta.get("started"), str)]
+    started = [r.meta["started"] for r in timed]
+    latest = max(timed, key=lambda r: r.meta["started"], default=None)
     changed = None
     exp_dir = project.exp_root / name
     if latest and latest.meta.get("code_hash") and exp_dir.is_dir():

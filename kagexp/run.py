@@ -54,6 +54,7 @@ class RunSpec:
     input_dir: Path
     seed: int
     force: bool = False
+    tracking: dict | None = None  # what the run tells wandb (kagexp.integrations), None when off
 
 
 @dataclass
@@ -236,6 +237,7 @@ class RunContext:
         self.input_dir = spec.input_dir
         self.attempt = attempt
         self.metrics: dict[str, Any] = {}
+        self.tracker = None  # a started kagexp.integrations tracker, when the run has one
         self._history_fd = os.open(self.out_dir / HISTORY, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         self._metrics_written = time.monotonic()
 
@@ -250,6 +252,8 @@ class RunContext:
         self.metrics.update(values)
         line = json.dumps({"_step": step, "_time": round(time.time(), 3), **values}, default=str)
         os.write(self._history_fd, (line + "\n").encode())
+        if self.tracker is not None:
+            self.tracker.log(metrics=values, step=step)
         if time.monotonic() - self._metrics_written > METRICS_FLUSH_SECONDS:
             self.write_metrics()
 
@@ -357,6 +361,7 @@ def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bo
     started = time.monotonic()
     status, message = "done", ""
     try:
+        _start_tracker(ctx, spec, meta)  # before the capture: a service it starts must not hold log.txt's pipe
         with OutputCapture(out / "log.txt") if capture else nullcontext():
             _call(fn, ctx, spec.seed)
     except KeyboardInterrupt:
@@ -367,9 +372,28 @@ def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bo
     finally:
         duration = time.monotonic() - started
         ctx.close()
+        _finish_tracker(ctx, meta, status)
         _finish(out, meta, status, duration, message)
         files.write_json(out / SUMMARY, summary(meta, spec.config, ctx.metrics))
     return RunResult(spec.name, status, duration, dict(ctx.metrics), message)
+
+
+def _start_tracker(ctx: RunContext, spec: RunSpec, meta: dict) -> None:
+    """wandb, when enabled: its run id, URL and folder go into meta.json at once."""
+    if not spec.tracking:
+        return
+    from kagexp.integrations import open_tracker
+
+    ctx.tracker = open_tracker(spec, ctx.attempt)
+    meta["wandb"] = ctx.tracker.info
+    files.write_json(spec.out_dir / META, meta)
+
+
+def _finish_tracker(ctx: RunContext, meta: dict, status: str) -> None:
+    """The tracker's run ends with the run's status; a tracker that broke was switched off."""
+    if ctx.tracker is not None:
+        ctx.tracker.finish(status=status)
+        meta["wandb"] = ctx.tracker.info
 
 
 def _call(fn: RunFunction, ctx: RunContext, seed: int) -> None:

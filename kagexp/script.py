@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 from kagexp import config
 from kagexp.errors import ConfigError, KagexpError
 from kagexp.experiment import Experiment, Planned
+from kagexp.launchers import LAUNCHERS, LaunchOptions
 from kagexp.run import RunFunction, RunResult, RunSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -28,7 +29,8 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog,
         description="Run this experiment's RUNS: each override merged into config.yml, one folder per run.",
-        epilog="Example: python exp/exp001/exp.py --only run002,run003 --force",
+        epilog="Example: python exp/exp001/exp.py --only run002,run003 --force; "
+        "python exp/exp001/exp.py --gpus 0,1 (two runs at a time, one GPU each)",
     )
     p.add_argument("--dry-run", action="store_true", help="validate and show what each run changes; write nothing")
     p.add_argument("--full", action="store_true", help="with --dry-run: print each run's whole merged config")
@@ -38,35 +40,79 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the runs and their status, run nothing")
     p.add_argument("--no-capture", action="store_true", help="do not copy output to log.txt (e.g. for pdb)")
     p.add_argument("--debug", action="store_true", help="show tracebacks of kagexp errors")
+    p.add_argument("-j", "--jobs", type=int, metavar="N", help="run N runs at a time, each in its own process")
+    p.add_argument("--gpus", metavar="IDS", help="GPU ids (0,1): one per run as CUDA_VISIBLE_DEVICES, one run per GPU")
+    p.add_argument("--launcher", choices=LAUNCHERS, help="where runs run (default: inline, or processes with --jobs)")
+    p.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --launcher slurm: a kagexp.yml `slurm:` setting (partition=gpu, time_min=120, cluster=local)",
+    )
     return p
 
 
-class LineReporter:
-    """One line per run on stderr: started, then finished with its time and metrics."""
+def launch_options(args: argparse.Namespace) -> LaunchOptions:
+    """The launcher flags as one value; `--slurm` values are YAML scalars (`120`, `gpu`, `null`)."""
+    overrides = {}
+    for item in args.slurm:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--slurm takes KEY=VALUE, such as partition=gpu; got {item!r}")
+        overrides[key.strip()] = config.parse_yaml(value, f"--slurm {key.strip()}") if value.strip() else None
+    gpus = tuple(args.gpus.split(",")) if args.gpus is not None else ()
+    return LaunchOptions(launcher=args.launcher, jobs=args.jobs, gpus=gpus, slurm=overrides)
 
-    def __init__(self, stream=None) -> None:
+
+class LineReporter:
+    """One line per run on stderr: started, then finished with its time and metrics.
+
+    With `total` (runs that run in parallel), a finished line ends with the progress so far:
+    `[3/40 finished, 2 running, 1 failed, 14 s]`.
+    """
+
+    def __init__(self, stream=None, total: int | None = None) -> None:
         self.stream = stream or sys.stderr
         self.results: list[RunResult] = []
+        self.total = total
+        self.running = 0
+        self.clock = time.monotonic()
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
     def started(self, spec: RunSpec) -> None:
+        self.running += 1
         self.say(f"{spec.exp}/{spec.name} started")
 
     def finished(self, spec: RunSpec, result: RunResult) -> None:
         self.results.append(result)
+        self.running = max(0, self.running - 1)
+        self.say(self.describe(spec, result) + self.progress())
+
+    @staticmethod
+    def describe(spec: RunSpec, result: RunResult) -> str:
         label = f"{spec.exp}/{spec.name}"
         if result.status == "done":
-            self.say(f"{label} done in {result.duration:.2f} s{format_metrics(result.metrics)}")
-        elif result.status == "failed":
-            self.say(f"{label} FAILED in {result.duration:.2f} s: {result.message} (see {spec.out_dir / 'error.txt'})")
-        elif result.status == "interrupted":
-            self.say(f"{label} interrupted after {result.duration:.2f} s")
-        elif result.status == "skipped":
-            self.say(f"skip {label}: {result.message}")
-        else:
-            self.say(f"{label} {result.status}: {result.message}")
+            return f"{label} done in {result.duration:.2f} s{format_metrics(result.metrics)}"
+        if result.status == "failed" and result.duration:
+            return f"{label} FAILED in {result.duration:.2f} s: {result.message} (see {spec.out_dir / 'error.txt'})"
+        if result.status == "failed":
+            return f"{label} FAILED: {result.message}"
+        if result.status == "interrupted":
+            return f"{label} interrupted after {result.duration:.2f} s"
+        if result.status == "skipped":
+            return f"skip {label}: {result.message}"
+        return f"{label} {result.status}: {result.message}"
+
+    def progress(self) -> str:
+        if self.total is None:
+            return ""
+        failed = sum(r.status == "failed" for r in self.results)
+        parts = [f"{len(self.results)}/{self.total} finished", f"{self.running} running"]
+        parts += [f"{failed} failed"] if failed else []
+        return f"  [{', '.join(parts)}, {time.monotonic() - self.clock:.0f} s]"
 
 
 def format_metrics(metrics: dict) -> str:
@@ -114,17 +160,23 @@ def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> 
         raise ConfigError("--full goes with --dry-run (it prints each run's whole merged config)")
     only = [part for part in args.only.split(",") if part.strip()] if args.only is not None else None
     plans = exp.plan(only=only, force=args.force)
+    options = launch_options(args)
+    launcher = exp.launcher(options, dry_run=args.dry_run)
+    todo = [plan for plan in plans if plan.action == "run"]
     if args.dry_run:
         print(format_dry_run(exp, plans, args.full))
+        if options.name() == "slurm" and todo:
+            script = launcher.script(f"kagexp-{exp.name}", len(todo))
+            print(f"\n# the sbatch script of the job array of {len(todo)} runs:\n{script}")
         return EXIT_OK
-    reporter = LineReporter()
+    reporter = LineReporter(total=len(todo) if options.name() != "inline" else None)
     for plan in plans:
         if plan.action == "skip":
             reporter.say(f"skip {exp.name}/{plan.name}: {plan.reason}")
     started = time.monotonic()
     with _sigterm_as_interrupt():
         try:
-            exp.execute(fn, plans, reporter, fail_fast=args.fail_fast, capture=not args.no_capture)
+            exp.execute(fn, plans, reporter, launcher=launcher, fail_fast=args.fail_fast, capture=not args.no_capture)
         finally:
             reporter.say(summary(exp.name, plans, reporter.results, time.monotonic() - started))
     return EXIT_FAILED if any(r.status == "failed" for r in reporter.results) else EXIT_OK

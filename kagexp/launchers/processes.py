@@ -1,0 +1,265 @@
+"""Runs in worker processes, N at a time, each run in a fresh process forked for it.
+
+Why a fresh process per run, not a pool of long-lived workers: a run leaves nothing behind for
+the next (GPU memory, CUDA state pinned to one device, module globals, a crash), and the
+process's exit is the moment its GPU is free again. A fork costs a few milliseconds.
+
+Why `fork`, not `spawn`: exp.py runs as `__main__`, and with `spawn` a worker would import it
+again under another name (re-running its top level: data loading, imports) before it could find
+`run`; a forked worker already has `run`, the specs and the provenance the parent computed, so
+nothing is pickled on the way in (only the small result on the way out). The price: the parent
+must not have initialised CUDA before the runs start (CUDA does not survive a fork), so keep
+`torch.cuda` calls inside `run`, not at the top of exp.py. kagexp runs on Linux and macOS
+(it locks run folders with `flock`), where `fork` is available.
+
+GPUs: with `--gpus 0,1` every run gets one id as `CUDA_VISIBLE_DEVICES`, set before the run
+starts; an id is handed to the next run only after the process that had it has exited, so two
+runs never share a GPU (list an id twice, `--gpus 0,0,1,1`, to share on purpose).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
+
+from kagexp.errors import ConfigError
+from kagexp.launchers import Reporter, execute_in_worker, interrupt_once, lost, with_environment
+from kagexp.provenance import Provenance, seed_everything
+from kagexp.run import RunFunction, RunResult, RunSpec
+
+GRACE_SECONDS = 10.0  # after Ctrl-C, how long runs get to record their end before they are killed
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@dataclass
+class _Worker:
+    spec: RunSpec
+    process: multiprocessing.process.BaseProcess
+    conn: Connection | None
+    gpu: str | None
+    started: bool = False
+    result: RunResult | None = None
+
+
+@dataclass
+class ProcessesLauncher:
+    """`--jobs N` and `--gpus 0,1`: N runs at a time, each in its own forked process."""
+
+    jobs: int
+    gpus: tuple[str, ...] = ()
+    grace: float = GRACE_SECONDS
+
+    @classmethod
+    def from_options(cls, jobs: int | None, gpus: tuple[str, ...]) -> ProcessesLauncher:
+        if any(not gpu.strip() for gpu in gpus):
+            raise ConfigError(f"--gpus takes GPU ids separated by commas, such as 0,1; got {','.join(gpus)!r}")
+        if jobs is None:
+            jobs = len(gpus) or 1
+        if gpus and jobs > len(gpus):
+            raise ConfigError(
+                f"--jobs {jobs} with {len(gpus)} GPU(s) would put two runs on one GPU; "
+                f"use --jobs {len(gpus)}, or list a GPU twice (--gpus 0,0,1,1) to share it on purpose"
+            )
+        return cls(jobs, tuple(gpu.strip() for gpu in gpus))
+
+    def launch(
+        self,
+        *,
+        fn: RunFunction,
+        specs: list[RunSpec],
+        provenance: Provenance,
+        reporter: Reporter | None,
+        fail_fast: bool = False,
+        capture: bool = True,
+    ) -> list[RunResult]:
+        _ = provenance.environment  # computed once here, not once per forked run
+        seed_everything(0)  # imports numpy and torch (when installed) here, not in every forked run
+        _preload_trackers(specs)
+        pool = _Pool(self, fn, provenance, reporter, capture)
+        try:
+            pool.run(list(specs), fail_fast)
+        except KeyboardInterrupt:
+            pool.stop("interrupted", "interrupted (Ctrl-C)")
+            raise
+        return pool.results
+
+
+def _preload_trackers(specs: list[RunSpec]) -> None:
+    """Import wandb once in the parent when a run uses it, rather than once per forked run."""
+    if any(getattr(spec, "tracking", None) for spec in specs):
+        try:
+            import wandb  # noqa: F401
+        except ImportError:
+            pass  # the run reports it
+
+
+@dataclass
+class _Pool:
+    """The parent's side: start runs while slots are free, wait for messages and exits, report."""
+
+    launcher: ProcessesLauncher
+    fn: RunFunction
+    provenance: Provenance
+    reporter: Reporter | None
+    capture: bool
+    running: list[_Worker] = field(default_factory=list)
+    results: list[RunResult] = field(default_factory=list)
+    stopping: tuple[str, str] | None = None  # (status, reason) for runs that end without a result
+
+    def __post_init__(self) -> None:
+        self.context = multiprocessing.get_context("fork")
+        self.free_gpus = list(self.launcher.gpus)  # a GPU comes back when its run's process has exited
+
+    def run(self, queue: list[RunSpec], fail_fast: bool) -> None:
+        while queue or self.running:
+            while queue and len(self.running) < self.launcher.jobs:
+                with _deferred_interrupts():  # a started process is always in `running`
+                    self.running.append(self.start(queue.pop(0)))
+            self.wait_for_any()
+            if fail_fast and any(r.status == "failed" for r in self.results):
+                self.stop("interrupted", "stopped by --fail-fast: another run failed")
+                return
+
+    def start(self, spec: RunSpec) -> _Worker:
+        gpu = self.free_gpus.pop(0) if self.free_gpus else None
+        reader, writer = self.context.Pipe(duplex=False)
+        args = (writer, self.fn, spec, self.provenance, self.capture, gpu)
+        process = self.context.Process(target=_child, args=args, name=f"kagexp {spec.exp}/{spec.name}", daemon=False)
+        _flush_std()  # a forked child must not inherit (and print again) the parent's buffered output
+        process.start()
+        writer.close()  # the child holds the only writing end: its death reads as end of file
+        return _Worker(spec, process, reader, gpu)
+
+    def wait_for_any(self, timeout: float | None = None) -> None:
+        handles = [w.conn for w in self.running if w.conn] + [w.process.sentinel for w in self.running]
+        ready = set(wait(handles, timeout))
+        with _deferred_interrupts():  # a finished run is always reported
+            for worker in list(self.running):
+                if worker.conn in ready:
+                    self.receive(worker)
+                if worker.process.sentinel in ready:
+                    self.receive(worker)
+                    self.reap(worker)
+
+    def receive(self, worker: _Worker) -> None:
+        while worker.conn is not None and worker.conn.poll():
+            try:
+                kind, payload = worker.conn.recv()
+            except (EOFError, OSError):
+                worker.conn.close()
+                worker.conn = None
+                return
+            if kind == "started":
+                worker.started = True
+                if self.reporter:
+                    self.reporter.started(worker.spec)
+            else:
+                worker.result = payload
+
+    def reap(self, worker: _Worker) -> None:
+        worker.process.join()
+        self.running.remove(worker)
+        if worker.gpu is not None:
+            self.free_gpus.append(worker.gpu)
+        if worker.conn is not None:
+            worker.conn.close()
+        result = worker.result
+        if result is None:
+            status, message = self.stopping or ("failed", "")
+            message = message or f"its worker process died ({_exit_reason(worker.process.exitcode)})"
+            result = lost(worker.spec, status, message, worker.started)
+        self.results.append(result)
+        if self.reporter:
+            self.reporter.finished(worker.spec, result)
+
+    def stop(self, status: str, reason: str) -> None:
+        """Interrupt every running run, give them `grace` seconds to record it, then kill the rest."""
+        self.stopping = (status, reason)
+        for worker in self.running:
+            _signal(worker.process, signal.SIGINT)
+        deadline = time.monotonic() + self.launcher.grace
+        while self.running and time.monotonic() < deadline:
+            try:
+                self.wait_for_any(timeout=max(0.0, deadline - time.monotonic()))
+            except KeyboardInterrupt:
+                break  # a second Ctrl-C: do not wait any longer
+        for worker in list(self.running):
+            _signal(worker.process, signal.SIGKILL)
+            self.receive(worker)
+            self.reap(worker)
+
+
+@contextmanager
+def _deferred_interrupts() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the bookkeeping inside is done (a forked child unblocks them)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+
+
+def _child(conn: Connection, fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bool, gpu) -> None:
+    """A forked worker: one run, then exit."""
+    interrupt_once()
+    try:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent while it forked
+        changes = {}
+        if gpu is not None:
+            os.environ["CUDA_VISIBLE_DEVICES"] = gpu
+            changes["gpu"] = gpu
+        worker_provenance = with_environment(provenance, **changes)
+        started = lambda s: conn.send(("started", None))  # noqa: E731
+        result = execute_in_worker(fn, spec, worker_provenance, capture, on_start=started)
+    except KeyboardInterrupt:
+        result = RunResult(spec.name, "interrupted", message="interrupted before it started")
+    for signum in STOP_SIGNALS:  # the run has ended: a late Ctrl-C has nothing left to interrupt
+        signal.signal(signum, signal.SIG_IGN)
+    try:
+        conn.send(("finished", result))
+    except (OSError, ValueError):
+        pass  # the parent is gone; the run folder has the result
+    _close_trackers()
+    _flush_std()
+
+
+def _close_trackers() -> None:
+    """A forked process ends with `os._exit`, without atexit handlers: stop wandb's service here."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and hasattr(wandb, "teardown"):
+        try:
+            wandb.teardown()
+        except Exception:
+            pass
+
+
+def _signal(process: multiprocessing.process.BaseProcess, signum: int) -> None:
+    try:
+        if process.pid and process.exitcode is None:
+            os.kill(process.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _exit_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _flush_std() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass

@@ -1,0 +1,255 @@
+"""Runs as one Slurm job array, through submitit; or as local processes through submitit's
+`local` executor (`--slurm cluster=local`), which runs the same submission, pickling and
+result-collection code on this machine.
+
+What travels to a job: the run function, pickled by value with cloudpickle (exp.py is
+`__main__`, so it cannot be imported by reference), its spec, and where the project is. The job
+puts the experiment folder on `sys.path` before unpickling, so that `from train import fit`
+in exp.py works there as it does here. Provenance (host, GPUs, git, the code hash) is computed
+again in the job, on the node that runs it. The run folders, and so `data/output`, must be on a
+filesystem that the login node and the compute nodes share; submitit's own files (pickles,
+logs, the sbatch script) go to `data/output/exp/<exp>/.submitit/`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import pickle
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kagexp import config
+from kagexp.errors import ConfigError
+from kagexp.launchers import Reporter, execute_in_worker, from_folder, interrupt_once, with_environment
+from kagexp.provenance import Provenance
+from kagexp.run import RunFunction, RunResult, RunSpec
+
+CLUSTERS = ("slurm", "local")
+POLL_SECONDS = {"slurm": 5.0, "local": 0.2}
+GRACE_SECONDS = 30.0  # after Ctrl-C, how long cancelled jobs get to record their end
+NUMBERS = (("time_min", 1, False), ("gpus_per_node", 0, False), ("cpus_per_task", 1, False))
+NUMBERS += (("mem_gb", 0, True), ("array_parallelism", 1, True))
+
+
+@dataclass(frozen=True)
+class JobSetup:
+    """Where a job finds the project, and the command that submitted it (for `meta.json`)."""
+
+    root: Path
+    exp_dir: Path
+    exclude: tuple[str, ...]
+    command: tuple[str, ...]
+
+
+def check_settings(settings: dict, overrides: dict) -> dict:
+    """`kagexp.yml`'s `slurm:` with the `--slurm KEY=VALUE` overrides, checked like a config."""
+    problems = config.check_override(settings, overrides, base_name="the slurm settings", extensible=False)
+    if problems:
+        raise ConfigError("--slurm: " + "; ".join(p.message for p in problems))
+    merged = {**settings, **overrides}
+    if merged["cluster"] not in CLUSTERS:
+        raise ConfigError(f"slurm.cluster must be one of {', '.join(CLUSTERS)}, not {merged['cluster']!r}")
+    if merged["additional"] is not None and not isinstance(merged["additional"], dict):
+        raise ConfigError("slurm.additional must be a mapping of sbatch options, such as {account: my-lab}")
+    if not isinstance(merged["setup"], list):
+        raise ConfigError("slurm.setup must be a list of shell lines")
+    for key, least, optional in NUMBERS:
+        value = merged[key]
+        if value is None and optional:
+            continue
+        kinds = (int, float) if key == "mem_gb" else int
+        if isinstance(value, bool) or not isinstance(value, kinds) or value < least:
+            raise ConfigError(f"slurm.{key} must be a number of at least {least}, not {value!r}")
+    return merged
+
+
+@dataclass
+class SlurmLauncher:
+    """`--launcher slurm`: every run is one task of a job array; `--jobs N` runs at most N at once."""
+
+    settings: dict
+    folder: Path
+    jobs: int | None = None
+    poll: float | None = None
+    grace: float = GRACE_SECONDS
+
+    @classmethod
+    def from_settings(
+        cls, settings: dict, overrides: dict, out_dir: Path, jobs: int | None = None, submit: bool = True
+    ) -> SlurmLauncher:
+        """`submit=False` for a launcher that only shows its sbatch script (`--dry-run`)."""
+        if importlib.util.find_spec("submitit") is None:
+            raise ConfigError("--launcher slurm needs submitit: pip install 'kagexp[slurm]'")
+        launcher = cls(check_settings(settings, overrides), out_dir / ".submitit", jobs)
+        if submit and launcher.cluster == "slurm" and not shutil.which("sbatch"):
+            raise ConfigError(
+                "--launcher slurm: no `sbatch` on this machine; submit from the cluster's login node "
+                "(--dry-run shows the sbatch script), or try the same path here with --slurm cluster=local"
+            )
+        return launcher
+
+    @property
+    def cluster(self) -> str:
+        return self.settings["cluster"]
+
+    @property
+    def job_folder(self) -> Path:
+        """One folder per Slurm job (`%j`); the local executor names its files by job id itself."""
+        return self.folder / "%j" if self.cluster == "slurm" else self.folder
+
+    def parameters(self, name: str) -> dict[str, Any]:
+        """Submitit's parameters for the executor of `self.cluster` (AutoExecutor's generic names
+        where they exist; the local executor ignores the Slurm-only ones)."""
+        s = self.settings
+        generic = {"name": name, "timeout_min": s["time_min"], "cpus_per_task": s["cpus_per_task"]}
+        generic.update({k: s[k] for k in ("gpus_per_node", "mem_gb") if s[k]})
+        if self.cluster == "local":
+            return {**generic, "local_setup": s["setup"]} if s["setup"] else generic
+        slurm = {"partition": s["partition"], "setup": s["setup"] or None, "additional_parameters": s["additional"]}
+        slurm["array_parallelism"] = self.jobs or s["array_parallelism"]
+        return {**generic, **{f"slurm_{k}": v for k, v in slurm.items() if v is not None}}
+
+    def executor(self, name: str):
+        import submitit
+
+        executor = submitit.AutoExecutor(folder=self.job_folder, cluster=self.cluster)
+        try:
+            executor.update_parameters(**self.parameters(name))
+        except (ValueError, NameError, AssertionError) as exc:
+            raise ConfigError(f"slurm settings: {exc}") from None
+        return executor
+
+    def script(self, name: str, count: int) -> str:
+        """The sbatch script of a job array of `count` runs, as submitit writes it; no cluster needed."""
+        from submitit.slurm.slurm import SlurmExecutor
+
+        class _ScriptOnly(SlurmExecutor):  # the real executor, minus its check that `srun` is installed
+            @classmethod
+            def affinity(cls) -> int:
+                return 2
+
+        executor = _ScriptOnly(folder=self.job_folder)
+        generic = {k: v for k, v in self.parameters(name).items() if not k.startswith("slurm_")}
+        native = {k[len("slurm_") :]: v for k, v in self.parameters(name).items() if k.startswith("slurm_")}
+        executor.update_parameters(**executor._convert_parameters(generic), **native)
+        executor.parameters["map_count"] = count  # what submitting `count` jobs in a batch sets
+        return executor._make_submission_file_text(executor._submitit_command_str, "")
+
+    def launch(
+        self,
+        *,
+        fn: RunFunction,
+        specs: list[RunSpec],
+        provenance: Provenance,
+        reporter: Reporter | None,
+        fail_fast: bool = False,
+        capture: bool = True,
+    ) -> list[RunResult]:
+        if not specs:
+            return []
+        import cloudpickle
+
+        setup = JobSetup(provenance.root, provenance.exp_dir, tuple(provenance.exclude), (sys.executable, *sys.argv))
+        blob = cloudpickle.dumps(fn)
+        executor = self.executor(f"kagexp-{specs[0].exp}")
+        with executor.batch():
+            jobs = [executor.submit(run_job, blob, spec, setup, capture) for spec in specs]
+        if reporter:
+            ids = jobs[0].job_id.split("_")[0] if self.cluster == "slurm" else ", ".join(j.job_id for j in jobs)
+            reporter.say(
+                f"{specs[0].exp}: {len(jobs)} run(s) submitted to {self.cluster} as job {ids}; "
+                f"submitit's logs in {self.folder}"
+            )
+        batch = _Batch(dict(zip([j.job_id for j in jobs], zip(jobs, specs))), reporter)
+        try:
+            batch.collect(self.poll or POLL_SECONDS[self.cluster], fail_fast, self.grace)
+        except KeyboardInterrupt:
+            batch.cancel("interrupted (Ctrl-C)", self.grace)
+            raise
+        return batch.results
+
+
+@dataclass
+class _Batch:
+    """The parent's side: poll the jobs, report runs as they start and end, cancel on Ctrl-C."""
+
+    waiting: dict[str, tuple[Any, RunSpec]]
+    reporter: Reporter | None
+    results: list[RunResult] = field(default_factory=list)
+    reported: set[str] = field(default_factory=set)
+    since: float = field(default_factory=time.time)
+
+    def collect(self, poll: float, fail_fast: bool, grace: float) -> None:
+        while self.waiting:
+            for job_id, (job, spec) in list(self.waiting.items()):
+                if job.done():
+                    self.finished(job_id, wait_for_result=True)
+                elif job_id not in self.reported and job.state == "RUNNING":
+                    self.reported.add(job_id)
+                    if self.reporter:
+                        self.reporter.started(spec)
+            if fail_fast and any(r.status == "failed" for r in self.results):
+                self.cancel("stopped by --fail-fast: another run failed", grace)
+                return
+            if self.waiting:
+                time.sleep(poll)
+
+    def finished(self, job_id: str, wait_for_result: bool, reason: str = "") -> None:
+        """A job that ended: its result, else what its run folder says (a job killed outside the run)."""
+        job, spec = self.waiting.pop(job_id)
+        result = None
+        if wait_for_result or job.paths.result_pickle.exists():
+            try:
+                result = job.result()  # waits a little for the result file on a shared filesystem
+            except Exception as exc:  # the job died outside the run: killed, timed out, could not unpickle
+                reason = reason or _job_failure(exc)
+        if result is None:
+            result = from_folder(spec, self.since, "failed" if wait_for_result else "interrupted", reason)
+        if result is None and wait_for_result:
+            result = RunResult(spec.name, "failed", message=reason)
+        if result is not None:  # None: cancelled before its run started, so `not run`
+            self.results.append(result)
+            if self.reporter:
+                self.reporter.finished(spec, result)
+
+    def cancel(self, reason: str, grace: float) -> None:
+        """Cancel the unfinished jobs; their runs record `interrupted` themselves when they can."""
+        for job, _ in self.waiting.values():
+            try:
+                job.cancel(check=False)
+            except Exception:
+                pass
+        deadline = time.monotonic() + grace
+        while self.waiting and time.monotonic() < deadline:
+            for job_id, (job, _) in list(self.waiting.items()):
+                if job.done():
+                    self.finished(job_id, wait_for_result=False, reason=reason)
+            time.sleep(0.1)
+        for job_id in list(self.waiting):
+            self.finished(job_id, wait_for_result=False, reason=reason)
+
+
+def _job_failure(exc: Exception) -> str:
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1].strip() if lines else type(exc).__name__
+    return f"its job failed: {last}"[:300]
+
+
+def run_job(blob: bytes, spec: RunSpec, setup: JobSetup, capture: bool) -> RunResult:
+    """What a job runs: one run, recorded in its folder like any other."""
+    interrupt_once()  # scancel and Slurm's time limit send SIGTERM: the run ends `interrupted`
+    if str(setup.exp_dir) not in sys.path:
+        sys.path.insert(0, str(setup.exp_dir))
+    fn = pickle.loads(blob)
+    provenance = Provenance(setup.root, setup.exp_dir, list(setup.exclude))
+    job_id = os.environ.get("SLURM_ARRAY_JOB_ID") and (
+        f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+    )
+    changes = {"command": list(setup.command), "slurm_job_id": job_id or os.environ.get("SLURM_JOB_ID")}
+    changes = {k: v for k, v in changes.items() if v}
+    return execute_in_worker(fn, spec, with_environment(provenance, **changes), capture)
