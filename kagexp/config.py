@@ -129,13 +129,13 @@ def position(source: str, line: int | None, first_line: int | None) -> str:
     return f"{source}:{line + first_line}"
 
 
-def parse_yaml(text: str, source: str, first_line: int | None = 1) -> Any:
-    """Parse YAML text; errors name `source` and the line (numbered from `first_line`)."""
+def parse_yaml(text: str, source: str, first_line: int | None = 1, label: str = "") -> Any:
+    """Parse YAML text; errors name `source`, the line (numbered from `first_line`) and `label`."""
     try:
         return yaml.load(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        where = position(source, mark.line if mark else None, first_line)
+        where = position(source, mark.line if mark else None, first_line) + (f": {label}" if label else "")
         problem = exc.problem or exc.context or "invalid YAML"
         lines = text.splitlines()
         if mark and mark.line < len(lines) and "\t" in lines[mark.line]:
@@ -145,17 +145,22 @@ def parse_yaml(text: str, source: str, first_line: int | None = 1) -> Any:
         raise ConfigError(f"{source}: invalid YAML: {exc}") from None
 
 
-def parse_mapping(text: str, source: str, first_line: int | None = 1) -> dict:
+def parse_mapping(text: str, source: str, first_line: int | None = 1, label: str = "") -> dict:
     """Parse YAML that must be a mapping; empty text is an empty mapping."""
-    data = parse_yaml(text, source, first_line)
+    data = parse_yaml(text, source, first_line, label)
     if data is None:
         return {}
     if not isinstance(data, dict):
+        where = position(source, _first_content_line(text), first_line) + (f": {label}" if label else "")
         raise ConfigError(
-            f"{position(source, 0, first_line)}: expected a mapping of keys to values at the top level, "
-            f"found a {type(data).__name__}"
+            f"{where}: expected a mapping of keys to values at the top level, found a {type(data).__name__}"
         )
     return data
+
+
+def _first_content_line(text: str) -> int:
+    lines = text.splitlines()
+    return next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), 0)
 
 
 def read_mapping(path, source: str | None = None) -> dict:

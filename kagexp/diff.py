@@ -52,7 +52,7 @@ class Comparison:
 def resolve(project: Project, text: str) -> Side:
     """A run (`exp003/run002`), an experiment (`exp003`, `3`) or a folder path inside the project."""
     if not text.strip():
-        raise NotFoundError("an empty name is not an experiment, run or folder; write e.g. exp003 or exp003/run002")
+        raise NotFoundError(f"{text!r} is not an experiment, run or folder; write e.g. exp003 or exp003/run002")
     if text.count("/") == 1 and not Path(text).is_dir():
         return _run_side(project, find_run(project, text))
     try:
@@ -63,7 +63,7 @@ def resolve(project: Project, text: str) -> Side:
         return _folder_side(name, project.exp_dir(name), project)
     if Path(text).is_dir():
         if not Path(text).resolve().is_relative_to(project.root):
-            raise InvalidNameError(f"{text}: outside the project {project.root}; kagexp compares what is inside it")
+            raise InvalidNameError(f"{text!r} is outside the project {project.root}; kagexp compares what is inside it")
         return _folder_side(text, Path(text), project)
     raise NotFoundError(f"no experiment, run or folder {text!r}{unknown(name or text, project.experiments())}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -73,9 +74,17 @@ class Experiment:
 
     def __post_init__(self) -> None:
         self.exp_dir = Path(self.exp_dir).resolve()
-        self.runs = normalize_runs(self.runs)
         if self.project is None:
             self.project = load_project(self.exp_dir)
+        try:
+            self.runs = normalize_runs(self.runs)
+        except ConfigError as exc:
+            where = f"{self._script_name}: {self.exp_dir.name}"
+            raise ConfigError("\n".join(f"{where}: {line}" for line in str(exc).splitlines())) from None
+
+    @property
+    def _script_name(self) -> str:
+        return self.relative(self.script) if self.script else f"exp/{self.exp_dir.name}/exp.py"
 
     @cached_property
     def name(self) -> str:
@@ -96,7 +105,32 @@ class Experiment:
         path = self.exp_dir / "config.yml"
         if not path.is_file():
             raise NotFoundError(f"{self.relative(path)}: missing; every experiment needs a base config.yml")
-        return config.read_mapping(path, self.relative(path))
+        base = config.read_mapping(path, self.relative(path))
+        seed = base.get("seed", self.project.settings["seed"])
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            line = config.key_line(path.read_text(encoding="utf-8"), ("seed",))
+            where = config.position(self.relative(path), line, 1)
+            raise ConfigError(f"{where}: `seed` must be an int, not {seed!r}")
+        return base
+
+    def prepare_output(self, specs: list[RunSpec]) -> None:
+        """Make the experiment's output folder before any run starts: a path that cannot be a
+        folder, or cannot be written, is one clear error instead of a failure in every run."""
+        for spec in specs:
+            if os.path.lexists(spec.out_dir) and not spec.out_dir.is_dir():
+                raise RunStateError(
+                    f"{self.relative(spec.out_dir)}: not a folder; move it away so that {spec.name} can run"
+                )
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.out_dir / f".write-test-{os.getpid()}"
+            probe.mkdir()
+            probe.rmdir()
+        except OSError as exc:
+            raise RunStateError(
+                f"{self.relative(self.out_dir)}: cannot write run folders here ({exc.strerror or exc}); "
+                "check `output_dir` in kagexp.yml and the folder's permissions"
+            ) from None
 
     @cached_property
     def provenance(self) -> Provenance:
@@ -109,27 +143,28 @@ class Experiment:
         except OSError:
             return ""
 
-    def _source_of(self, text: str) -> tuple[str, int | None]:
-        """Where an override is written: exp.py and the line its string starts on, when found."""
-        script = self.relative(self.script) if self.script else f"exp/{self.name}/exp.py"
-        position = self._script_text.find(text) if text.strip() else -1
+    def _source_of(self, text: str, after: int) -> tuple[str, int | None, int]:
+        """Where an override is written: exp.py, the line its string starts on (when found), and the
+        offset to search from for the next one (identical overrides each point at their own line)."""
+        position = self._script_text.find(text, after) if text.strip() else -1
         if position < 0:
-            return script, None
-        return script, self._script_text.count("\n", 0, position) + 1
+            return self._script_name, None, after
+        return self._script_name, self._script_text.count("\n", 0, position) + 1, position + 1
 
     def specs(self, force: bool = False) -> list[RunSpec]:
         """Parse, check and merge every override; all problems of all runs raise one ConfigError."""
         strict = self.project.settings["config"]
         problems: list[str] = []
         specs = []
+        searched = 0
         for name, text in self.runs.items():
-            source, first_line = self._source_of(text)
+            source, first_line, searched = self._source_of(text, searched)
             label = f"{self.name}/{name}"
             yaml_text = config.dedent(text)
             try:
-                override = config.parse_mapping(yaml_text, source, first_line)
+                override = config.parse_mapping(yaml_text, source, first_line, label)
             except ConfigError as exc:
-                problems.append(str(exc).replace(": invalid YAML", f": {label}: invalid YAML", 1))
+                problems.append(str(exc))
                 continue
             found = config.check_override(self.base, override, strict["strict_keys"], strict["strict_types"])
             if found:
@@ -138,7 +173,8 @@ class Experiment:
             merged = config.merge(self.base, override)
             seed = merged.get("seed", self.project.settings["seed"])
             if not isinstance(seed, int) or isinstance(seed, bool):
-                problems.append(f"{source}: {label}: `seed` must be an int, not {seed!r}")
+                where = config.position(source, config.key_line(yaml_text, ("seed",)), first_line)
+                problems.append(f"{where}: {label}: `seed` must be an int, not {seed!r}")
                 continue
             specs.append(self._spec(name, text, override, merged, seed, force))
         if problems:

@@ -105,7 +105,9 @@ def status_of(run_dir: Path, meta: dict | None) -> str:
     """`pending`, `corrupt`, the recorded status, or `stale` for a `running` run nobody holds."""
     if meta is None:
         return "pending"
-    status = meta.get("status", "corrupt")
+    status = meta.get("status")
+    if status not in ("running", "stale", *FINISHED):
+        return "corrupt"
     if status == "running" and not is_locked(run_dir):
         return "stale"
     return status
@@ -205,13 +207,25 @@ class OutputCapture:
         _flush_std()
         self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         self.tees = [_Tee(fd, self.log_fd) for fd in (1, 2)]
+        self.buffering = _line_buffered(sys.stdout, True)  # prints and tracebacks stay in order
         return self
 
     def __exit__(self, *exc: object) -> None:
         _flush_std()
+        _line_buffered(sys.stdout, self.buffering)
         for tee in self.tees:
             tee.stop()
         os.close(self.log_fd)
+
+
+def _line_buffered(stream, on: bool) -> bool:
+    """Set a text stream's line buffering; returns what it was (streams without it are left alone)."""
+    was = getattr(stream, "line_buffering", on)
+    try:
+        stream.reconfigure(line_buffering=on)
+    except (AttributeError, ValueError, OSError):
+        pass
+    return was
 
 
 def _flush_std() -> None:
@@ -373,8 +387,10 @@ def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bo
         duration = time.monotonic() - started
         ctx.close()
         _finish_tracker(ctx, meta, status)
-        _finish(out, meta, status, duration, message)
+        _finish(meta, status, duration, message)
+        # the summary first: a run reads `done` in meta.json only when its summary is there too
         files.write_json(out / SUMMARY, summary(meta, spec.config, ctx.metrics))
+        files.write_json(out / META, meta)
     return RunResult(spec.name, status, duration, dict(ctx.metrics), message)
 
 
@@ -405,6 +421,7 @@ def _call(fn: RunFunction, ctx: RunContext, seed: int) -> None:
     except KeyboardInterrupt:
         raise
     except BaseException:
+        _flush_std()
         traceback.print_exc()
         raise
 
@@ -443,8 +460,7 @@ def summary(meta: dict, merged: dict, metrics: dict) -> dict:
     }
 
 
-def _finish(out: Path, meta: dict, status: str, duration: float, message: str) -> None:
+def _finish(meta: dict, status: str, duration: float, message: str) -> None:
     meta.update(status=status, ended=now_iso(), duration=round(duration, 3))
     if message and status != "done":
         meta["error"] = message
-    files.write_json(out / META, meta)

@@ -120,7 +120,10 @@ def format_metrics(metrics: dict) -> str:
     return "  " + " ".join(shown) if shown else ""
 
 
-def main(fn: RunFunction, runs: Any, argv: list[str] | None = None, script: str | None = None) -> NoReturn:
+_MISSING = object()
+
+
+def main(fn: RunFunction, runs: Any = _MISSING, argv: list[str] | None = None, script: str | None = None) -> NoReturn:
     """Run the experiment that `script` (by default the calling file) belongs to, then exit."""
     if script is None:
         caller = sys._getframe(1).f_globals.get("__file__")
@@ -135,7 +138,7 @@ def run_script(fn: RunFunction, runs: Any, script: Path, argv: list[str] | None 
     except KagexpError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"kagexp: error: {exc}", file=sys.stderr)
+        print(exc.lines(), file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("kagexp: interrupted", file=sys.stderr)
@@ -152,6 +155,9 @@ def quiet_broken_pipe() -> int:
 
 
 def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> int:
+    if runs is _MISSING:
+        where = os.path.relpath(script)
+        raise ConfigError(f"{where}: kagexp.main(run, RUNS) needs RUNS, the list of override strings")
     exp = Experiment(script.parent, runs, script=script.resolve())
     if args.list:
         print(format_status_table(exp))
@@ -169,6 +175,8 @@ def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> 
             script = launcher.script(f"kagexp-{exp.name}", len(todo))
             print(f"\n# the sbatch script of the job array of {len(todo)} runs:\n{script}")
         return EXIT_OK
+    if todo:
+        exp.prepare_output([plan.spec for plan in todo])
     reporter = LineReporter(total=len(todo) if options.name() != "inline" else None)
     for plan in plans:
         if plan.action == "skip":
@@ -219,7 +227,8 @@ def format_status_table(exp: Experiment) -> str:
     for name, status, meta in exp.statuses():
         duration = meta.get("duration")
         metrics = format_metrics(_read_metrics(exp.out_dir / name)).strip()
-        rows.append([name, status, meta.get("attempt"), f"{duration:.2f}s" if duration else "", metrics])
+        shown = f"{duration:.2f}s" if isinstance(duration, (int, float)) else ""
+        rows.append([name, status, meta.get("attempt"), shown, metrics])
     return render(["run", "status", "attempt", "duration", "metrics"], rows, "table")
 
 

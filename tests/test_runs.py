@@ -493,9 +493,9 @@ def test_every_bad_run_name_is_reported(tmp_path):
     bad = run_exp(root)
     assert bad.returncode == 2
     assert bad.stderr.splitlines() == [
-        "kagexp: error: RUNS: invalid run name 'long sleep': use letters, digits, `_`, `-` and `.`, "
-        "starting with a letter or digit",
-        "RUNS: invalid run name '../escape': `..` is not allowed in names",
+        "kagexp: error: exp/exp001/exp.py: exp001: RUNS: invalid run name 'long sleep': use letters, digits, "
+        "`_`, `-` and `.`, starting with a letter or digit",
+        "kagexp: error: exp/exp001/exp.py: exp001: RUNS: invalid run name '../escape': `..` is not allowed in names",
     ]
     assert not (root / "data").exists()
 
