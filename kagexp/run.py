@@ -207,25 +207,13 @@ class OutputCapture:
         _flush_std()
         self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         self.tees = [_Tee(fd, self.log_fd) for fd in (1, 2)]
-        self.buffering = _line_buffered(sys.stdout, True)  # prints and tracebacks stay in order
         return self
 
     def __exit__(self, *exc: object) -> None:
         _flush_std()
-        _line_buffered(sys.stdout, self.buffering)
         for tee in self.tees:
             tee.stop()
         os.close(self.log_fd)
-
-
-def _line_buffered(stream, on: bool) -> bool:
-    """Set a text stream's line buffering; returns what it was (streams without it are left alone)."""
-    was = getattr(stream, "line_buffering", on)
-    try:
-        stream.reconfigure(line_buffering=on)
-    except (AttributeError, ValueError, OSError):
-        pass
-    return was
 
 
 def _flush_std() -> None:
