@@ -8,7 +8,10 @@ or `report-all.md.j2` (the project) at its root.
 from __future__ import annotations
 
 import io
+import os
 import re
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +132,9 @@ def _render(project: Project, builtin: str, override: str, context: dict) -> str
 
 def _plots(draw) -> dict:
     """Draw with matplotlib when it is installed; the report says how to get plots when it is not."""
+    if "matplotlib" not in sys.modules:
+        # its font cache goes to the temp folder, not into the user's home
+        os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(), f"kagexp-matplotlib-{os.getuid()}"))
     try:
         import matplotlib
 
