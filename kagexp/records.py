@@ -99,11 +99,16 @@ def _last_logged(run_dir: Path) -> dict:
 
 
 def read_history(run_dir: Path) -> list[dict]:
-    """Every `ctx.log` call of a run, from `metrics.jsonl` (a line cut short by a crash is skipped)."""
+    """Every `ctx.log` call of a run, from `metrics.jsonl`."""
+    return read_jsonl(run_dir / HISTORY)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON-lines file; a line cut short by a crash is skipped."""
     import json
 
     try:
-        lines = (run_dir / HISTORY).read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return []
     entries = []
@@ -158,19 +163,7 @@ def latest_lb(run_dir: Path) -> float | None:
 
 def lb_history(run_dir: Path) -> list[dict]:
     """Every leaderboard score recorded for the run, oldest first."""
-    import json
-
-    try:
-        lines = (run_dir / LB_FILE).read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    entries = []
-    for line in lines:
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            continue
-    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("score"), (int, float))]
+    return [e for e in read_jsonl(run_dir / LB_FILE) if isinstance(e.get("score"), (int, float))]
 
 
 def is_run_dir(path: Path) -> bool:

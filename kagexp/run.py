@@ -204,19 +204,19 @@ class OutputCapture:
         self.log_path = log_path
 
     def __enter__(self) -> OutputCapture:
-        _flush_std()
+        flush_std()
         self.log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
         self.tees = [_Tee(fd, self.log_fd) for fd in (1, 2)]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        _flush_std()
+        flush_std()
         for tee in self.tees:
             tee.stop()
         os.close(self.log_fd)
 
 
-def _flush_std() -> None:
+def flush_std() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -409,7 +409,7 @@ def _call(fn: RunFunction, ctx: RunContext, seed: int) -> None:
     except KeyboardInterrupt:
         raise
     except BaseException:
-        _flush_std()
+        flush_std()
         traceback.print_exc()
         raise
 

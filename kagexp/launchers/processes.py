@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection, wait
 from kagexp.errors import ConfigError
 from kagexp.launchers import Reporter, execute_in_worker, interrupt_once, lost, with_environment
 from kagexp.provenance import Provenance, seed_everything
-from kagexp.run import RunFunction, RunResult, RunSpec
+from kagexp.run import RunFunction, RunResult, RunSpec, flush_std
 
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long runs get to record their end before they are killed
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -132,7 +132,7 @@ class _Pool:
         reader, writer = self.context.Pipe(duplex=False)
         args = (writer, self.fn, spec, self.provenance, self.capture, gpu)
         process = self.context.Process(target=_child, args=args, name=f"kagexp {spec.exp}/{spec.name}", daemon=False)
-        _flush_std()  # a forked child must not inherit (and print again) the parent's buffered output
+        flush_std()  # a forked child must not inherit (and print again) the parent's buffered output
         process.start()
         writer.close()  # the child holds the only writing end: its death reads as end of file
         return _Worker(spec, process, reader, gpu)
@@ -227,7 +227,7 @@ def _child(conn: Connection, fn: RunFunction, spec: RunSpec, provenance: Provena
     except (OSError, ValueError):
         pass  # the parent is gone; the run folder has the result
     _close_trackers()
-    _flush_std()
+    flush_std()
 
 
 def _close_trackers() -> None:
@@ -255,11 +255,3 @@ def _exit_reason(exitcode: int | None) -> str:
         except ValueError:
             return f"killed by signal {-exitcode}"
     return f"exit code {exitcode}"
-
-
-def _flush_std() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, OSError, ValueError):
-            pass
