@@ -36,7 +36,7 @@ def make_runs(root: Path, total: int) -> None:
         (exp_dir / "exp.py").write_text("# bench\n")
         runs = [f"model:\n  params:\n    max_depth: {i}\n" for i in range(RUNS_PER_EXP)]
         exp = Experiment(exp_dir, runs)
-        exp.execute(lambda cfg, ctx: ctx.log({"cv": cfg.model.params.max_depth / 100}), exp.plan(), capture=False)
+        exp.run(lambda cfg, ctx: ctx.log({"cv": cfg.model.params.max_depth / 100}), capture=False)
 
 
 def timed(command: list[str], cwd: Path) -> float:

@@ -4,7 +4,7 @@ Three sections, each one markdown table (tool, N, median, spread, ratio to kagex
 
 1. Bookkeeping per run, at 200 and 2,000 trivial runs. Each run trains nothing, logs one metric `cv`
    and has a config of six keys, of which `model.params.max_depth` changes from run to run.
-   - kagexp: in-process, `Experiment(...).execute(fn, exp.plan(), reporter=...)`; the reporter
+   - kagexp: in-process, `Experiment(...).run(fn, reporter=...)`; the reporter
      times each run (the time between consecutive `finished()` calls).
    - Hydra: one `python app.py -m model.params.max_depth=range(0,N)` process with the basic
      launcher; the app stamps the time in each job, and total = the whole process.
@@ -221,7 +221,7 @@ def run_kagexp(exp_dir: Path, n: int, reporter: Any = None) -> None:
     exp = Experiment(exp_dir, [override(i) for i in range(n)])
     if reporter is not None:
         reporter.last = time.perf_counter()
-    results = exp.execute(trivial, exp.plan(), reporter=reporter)
+    results = exp.run(trivial, reporter=reporter)
     not_done = [r for r in results if r.status != "done"]
     if len(results) != n or not_done:
         raise RuntimeError(f"kagexp: expected {n} done runs, got {len(results)}; not done: {not_done[:3]}")
@@ -666,7 +666,7 @@ def listing(
                 progress(f"listing MLflow N={n}: median {statistics.median(samples):.3f} s")
     notes = [
         f"Runs in experiments of {RUNS_PER_EXP}, made in {WORKERS} processes (setup, not timed): kagexp's with "
-        f"kagexp itself (`Experiment.execute`, {kagexp_maker.rate()}), MLflow's with its `FileStore` directly "
+        f"kagexp itself (`Experiment.run`, {kagexp_maker.rate()}), MLflow's with its `FileStore` directly "
         f"(`create_run`, `log_batch` of 6 params and `cv`, `update_run_info`; {mlflow_maker.rate()}).",
         f"Each call warmed once, then the median and min–max of {reps} (of 3 when a call takes over "
         f"{SLOW_CALL:g} s). The ratio is to kagexp's whole process at the same N.",

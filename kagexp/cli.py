@@ -2,23 +2,22 @@
 
 Click, not Typer: Typer costs ~20 ms more at start-up and `kagexp --help` must stay under 100 ms.
 Heavy modules (copier, cookiecutter, rich) are imported inside the commands that use them.
-Exit codes: 0 ok, 1 a run failed (or `diff --exit-code` found a difference), 2 user error, 130 interrupted.
+Exit codes: 0 ok, 1 a run failed (or `diff --exit-code` found a difference), 2 user error, 130 interrupted
+(`kagexp.errors.run_command`, shared with exp.py).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import traceback
 from pathlib import Path
 
 import click
 
-from kagexp import __version__
-from kagexp.errors import KagexpError
+from kagexp import __version__, tables
+from kagexp.errors import run_command
 
-EXIT_USAGE = 2
-FORMATS = click.Choice(["table", "csv", "json", "md"])
+FORMATS = click.Choice(tables.FORMATS)
 STATUSES = ["done", "failed", "interrupted", "running", "stale", "unknown", "corrupt"]
 
 
@@ -34,21 +33,21 @@ def _project():
 
 def _print_table(columns: list[str], rows: list[list], fmt: str) -> None:
     """Rich table on a terminal, plain aligned text when piped (stable for grep and tests)."""
-    from kagexp.results import cell, render
-
     if fmt == "table" and _color():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(*columns, box=None, header_style="bold")
-        for row in rows:
-            table.add_row(*(cell(value) for value in row))
-        Console().print(table)
-        return
-    click.echo(render(columns, rows, fmt))
+        tables.rich_table(columns, rows)
+    else:
+        click.echo(tables.render(columns, rows, fmt))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Every command ends the same way: what escapes it becomes an exit code in `errors.run_command`."""
+
+    def invoke(self, ctx: click.Context):
+        code = run_command(lambda: super(_Commands, self).invoke(ctx), debug=ctx.params.get("debug", False))
+        ctx.exit(code)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kagexp")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 def cli(debug: bool) -> None:
@@ -206,8 +205,7 @@ def ls_(fmt: str) -> None:
     Example:
       kagexp ls --format md
     """
-    from kagexp.results import summarize
-    from kagexp.views import summary_rows
+    from kagexp.results import summarize, summary_rows
 
     project = _project()
     columns, rows = summary_rows(summarize(project), project.settings["metric"]["name"])
@@ -325,19 +323,4 @@ def submit(run_id: str, message: str | None, dry_run: bool) -> None:
 
 
 def main() -> None:
-    debug = "--debug" in sys.argv[1:]
-    try:
-        cli.main(standalone_mode=False)
-    except KagexpError as exc:
-        if debug:
-            traceback.print_exc()
-        click.echo(exc.lines(), err=True)
-        sys.exit(EXIT_USAGE)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("kagexp: interrupted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+    cli.main(prog_name="kagexp")

@@ -15,6 +15,7 @@ from kagexp.errors import ConfigError, InvalidNameError, KagexpError, NotFoundEr
 from kagexp.project import Project, unknown
 from kagexp.provenance import code_files
 from kagexp.records import RunRecord, find_run
+from kagexp.runfolder import code_dir
 
 
 @dataclass
@@ -60,25 +61,22 @@ def resolve(project: Project, text: str) -> Side:
     except KagexpError:
         name = None
     if name and project.exp_dir(name).is_dir():
-        return _folder_side(name, project.exp_dir(name), project)
+        return _folder_side(name, project.exp_dir(name))
     if Path(text).is_dir():
         if not Path(text).resolve().is_relative_to(project.root):
             raise InvalidNameError(f"{text!r} is outside the project {project.root}; kagexp compares what is inside it")
-        return _folder_side(text, Path(text), project)
+        return _folder_side(text, Path(text))
     raise NotFoundError(f"no experiment, run or folder {text!r}{unknown(name or text, project.experiments())}")
 
 
-def _folder_side(label: str, folder: Path, project: Project) -> Side:
+def _folder_side(label: str, folder: Path) -> Side:
     path = folder / "config.yml"
     return Side(label, folder, config.read_mapping(path) if path.is_file() else {})
 
 
 def _run_side(project: Project, record: RunRecord) -> Side:
-    code_hash = record.meta.get("code_hash")
-    snapshot = project.output_dir(record.exp) / ".code" / code_hash if code_hash else None
-    path = record.path / "config.yml"
-    merged = config.read_mapping(path) if path.is_file() else {}
-    return Side(record.id, snapshot if snapshot and snapshot.is_dir() else None, merged, record)
+    snapshot = code_dir(project.output_dir(record.exp), record.meta.get("code_hash"))
+    return Side(record.id, snapshot, record.run_folder.config(), record)
 
 
 def parent_of(project: Project, text: str) -> str:
@@ -93,6 +91,7 @@ def parent_of(project: Project, text: str) -> str:
 
 
 def compare(project: Project, a: str, b: str | None = None) -> Comparison:
+    """`a` against `b`; with `b` left out, `a`'s parent against `a`."""
     if b is None:
         a, b = parent_of(project, a), a
     left, right = resolve(project, a), resolve(project, b)

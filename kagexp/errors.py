@@ -1,12 +1,23 @@
-"""The one exception family users see: each message says what went wrong and what to do."""
+"""The one exception family users see, each message saying what went wrong and what to do; and
+the one place where what escapes a command becomes an exit code, for `kagexp` and `exp.py` alike.
+
+Exit codes: 0 ok, 1 a run failed, 2 a user error (one line per problem, no traceback), 130 interrupted.
+"""
 
 from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class KagexpError(Exception):
     """An error in the user's input or project; printed as one line, exit code 2."""
 
-    exit_code = 2
+    exit_code = EXIT_USAGE
 
     def lines(self) -> str:
         """The message for stderr: every line (one per problem) starts with `kagexp: error:`."""
@@ -15,6 +26,10 @@ class KagexpError(Exception):
 
 class ConfigError(KagexpError, ValueError):
     """A config file or override that does not parse, or does not fit the base config."""
+
+
+class UsageError(KagexpError, ValueError):
+    """A flag or argument that is wrong or does not fit with another."""
 
 
 class InvalidNameError(KagexpError, ValueError):
@@ -39,3 +54,22 @@ class TemplateError(KagexpError, ValueError):
 
 class UntrustedTemplateError(TemplateError):
     """A template that runs code (copier tasks, cookiecutter hooks), used without `trust=True`."""
+
+
+def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
+    """Run a command's body and return its exit code; a user error prints its lines (and with
+    `debug` its traceback), Ctrl-C prints one line, and a reader that went away ends quietly."""
+    try:
+        return body() or EXIT_OK
+    except KagexpError as exc:
+        if debug:
+            traceback.print_exc()
+        print(exc.lines(), file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("kagexp: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `kagexp runs | head`: stop quietly, as `cat` does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK

@@ -1,23 +1,32 @@
-"""One experiment folder: its base config, its runs' overrides, validated together, then planned and run."""
+"""One experiment folder: its base config, its runs' overrides, validated together, then planned and run.
+
+`Experiment(exp_dir, RUNS).run(fn)` is the whole of `python exp.py` in one call (plan, prepare the
+output folder, execute through a launcher, report), for exp.py's front end and notebooks alike.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kagexp import config
-from kagexp.errors import ConfigError, InvalidNameError, NotFoundError, RunStateError
+from kagexp.errors import ConfigError, InvalidNameError, NotFoundError, RunStateError, UsageError
 from kagexp.project import Project, check_name, load_project, run_name, unknown
 from kagexp.provenance import Provenance
-from kagexp.run import RunFunction, RunResult, RunSpec, holder_of, read_meta, status_of
+from kagexp.run import RunFunction, RunResult, RunSpec
+from kagexp.runfolder import RunFolder, holder_of, require_locks
 
 if TYPE_CHECKING:
-    from kagexp.launchers import Launcher, LaunchOptions
+    from kagexp.launchers import Launcher, LaunchOptions, Reporter
 
 
 @dataclass
@@ -189,7 +198,6 @@ class Experiment:
             override_hash=override_hash(override),
             config=merged,
             out_dir=self.out_dir / name,
-            code_root=self.out_dir / ".code",
             input_dir=self.project.input_dir,
             seed=seed,
             force=force,
@@ -213,7 +221,7 @@ class Experiment:
     def select(self, only: list[str]) -> list[str]:
         """Run names from `--only` (`run002`, `2`), each checked to exist."""
         if not only:
-            raise ConfigError("--only names no run; give run names such as run002,run003 (or leave --only out)")
+            raise UsageError("--only names no run; give run names such as run002,run003 (or leave --only out)")
         chosen = []
         for text in only:
             name = run_name(text) if text.strip() not in self.runs else text.strip()
@@ -230,8 +238,8 @@ class Experiment:
         for spec in self.specs(force):
             if selected is not None and spec.name not in selected:
                 continue
-            meta = read_meta(spec.out_dir)
-            status = status_of(spec.out_dir, meta)
+            meta = spec.folder.meta()
+            status = spec.folder.status(meta)
             plans.append(self._decide(spec, status, meta, force))
             if status == "done" and not force and meta.get("override_hash") != spec.override_hash:
                 changed.append(spec.name)
@@ -256,33 +264,85 @@ class Experiment:
         """Each run in RUNS with its status on disk and its meta (empty when it never ran)."""
         rows = []
         for name in self.runs:
-            meta = read_meta(self.out_dir / name)
-            rows.append((name, status_of(self.out_dir / name, meta), meta or {}))
+            folder = RunFolder(self.out_dir / name)
+            meta = folder.meta()
+            rows.append((name, folder.status(meta), meta or {}))
         return rows
 
-    def launcher(self, options: LaunchOptions | None = None, dry_run: bool = False) -> Launcher:
-        """The launcher `options` ask for (in this process by default), checked before anything runs."""
-        from kagexp.launchers import make_launcher
+    def launcher(
+        self, launcher: str | LaunchOptions | Launcher | None = None, *, jobs: int | None = None, gpus=(), dry_run=False
+    ) -> Launcher:
+        """The launcher asked for, checked before anything runs: a launcher, its options, or its name
+        (`inline`, `processes`, `slurm`) with `jobs` and `gpus`; by default inline, or processes with jobs."""
+        from kagexp.launchers import LaunchOptions, make_launcher
 
-        return make_launcher(options, self.project.settings, self.out_dir, dry_run)
+        if hasattr(launcher, "launch"):
+            return launcher
+        if not isinstance(launcher, LaunchOptions):
+            launcher = LaunchOptions(launcher=launcher, jobs=jobs, gpus=tuple(str(g) for g in gpus))
+        return make_launcher(launcher, self.project.settings, self.out_dir, dry_run)
 
-    def execute(
+    def run(
         self,
         fn: RunFunction,
-        plans: list[Planned],
-        reporter=None,
         *,
-        launcher: Launcher | LaunchOptions | None = None,
+        only: list[str] | None = None,
+        force: bool = False,
+        jobs: int | None = None,
+        gpus=(),
+        launcher: str | LaunchOptions | Launcher | None = None,
         fail_fast: bool = False,
+        reporter: Reporter | None = None,
         capture: bool = True,
     ) -> list[RunResult]:
-        """Hand the runs to run to a launcher (`launcher`, or options for one), reporting progress."""
-        if not hasattr(launcher, "launch"):
-            launcher = self.launcher(launcher)
-        todo = [p.spec for p in plans if p.action == "run"]
-        return launcher.launch(
-            fn=fn, specs=todo, provenance=self.provenance, reporter=reporter, fail_fast=fail_fast, capture=capture
-        )
+        """Run the runs that are not done yet: plan, prepare the output folder, execute, report.
+
+        Returns one result per planned run, in RUNS order: `done`, `failed`, `interrupted`,
+        `skipped` (done already, or running elsewhere) or `not run` (stopped by `fail_fast`).
+        A problem with any override raises before anything is written. SIGTERM ends the runs
+        as `interrupted`, like Ctrl-C, and KeyboardInterrupt reaches the caller.
+        """
+        plans = self.plan(only=only, force=force)
+        chosen = self.launcher(launcher, jobs=jobs, gpus=gpus)
+        todo = [plan.spec for plan in plans if plan.action == "run"]
+        if todo:
+            require_locks()
+            self.prepare_output(todo)
+        if reporter:
+            reporter.planned(plans, parallel=chosen.parallel)
+        with _sigterm_as_interrupt():
+            results = chosen.launch(
+                fn=fn, specs=todo, provenance=self.provenance, reporter=reporter, fail_fast=fail_fast, capture=capture
+            )
+        return _in_plan_order(plans, results)
+
+
+def _in_plan_order(plans: list[Planned], results: list[RunResult]) -> list[RunResult]:
+    by_name = {result.name: result for result in results}
+    ordered = []
+    for plan in plans:
+        if plan.action == "skip":
+            ordered.append(RunResult(plan.name, "skipped", message=plan.reason))
+        else:
+            ordered.append(by_name.get(plan.name) or RunResult(plan.name, "not run"))
+    return ordered
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's preemption, `kill`) ends the runs as `interrupted`, like Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_script(exp: str, args: list[str], cwd: Path | None = None) -> int:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from kagexp.errors import KagexpError
 from kagexp.project import load_project
-from kagexp.records import find_run, read_history, scan
+from kagexp.records import find_run, scan
 from kagexp.results import where as filter_where
 
 if TYPE_CHECKING:
@@ -54,12 +54,12 @@ def load_runs(
 
 
 def load_history(run: str, root: str | Path | None = None) -> pandas.DataFrame:
-    """Every `ctx.log` call of a run (`metrics.jsonl`): columns step, time, then the metrics."""
+    """Every `ctx.log` call of a run: columns step, time, then the metrics."""
     pd = _pandas()
     record = find_run(load_project(Path(root) if root else None), run)
     rows = [
         {"step": entry.pop("_step", None), "time": entry.pop("_time", None), **entry}
-        for entry in read_history(record.path)
+        for entry in record.run_folder.history()
     ]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(k for r in [{"step": 0, "time": 0}, *rows] for k in r)))
     frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)

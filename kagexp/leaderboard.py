@@ -1,24 +1,23 @@
 """Kaggle's public leaderboard: scores recorded per run, and submissions through the official client.
 
-Scores live in the run folder (`lb.jsonl`, one line per score, never rewritten but to append), so
-a run keeps its history wherever it goes; `summary.json` carries the latest for fast listing.
+Scores live in the run folder, appended one line per score under a lock (concurrent calls all
+land), so a run keeps its history wherever it goes; the run's summary carries the latest for fast
+listing.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from kagexp import files
 from kagexp.errors import ConfigError, KagexpError, NotFoundError
 from kagexp.project import Project
-from kagexp.records import LB_FILE, RunRecord, find_run, lb_history
-from kagexp.run import SUMMARY, now_iso
+from kagexp.records import RunRecord, find_run
 
 
 @dataclass(frozen=True)
@@ -32,34 +31,17 @@ def record_score(project: Project, run: str, score: float, note: str | None = No
     if not math.isfinite(score):
         raise ConfigError(f"LB score must be a finite number, not {score}")
     record = find_run(project, run)
-    history = [*lb_history(record.path), {"score": score, "note": note, "time": now_iso()}]
-    files.write_text(record.path / LB_FILE, "".join(json.dumps(entry) + "\n" for entry in history))
-    _update_summary(record.path, score)
-    return Scores(record.id, history)
-
-
-def _update_summary(run_dir: Path, score: float) -> None:
-    try:
-        summary = files.read_json(run_dir / SUMMARY)
-    except (OSError, ValueError):
-        return
-    summary["lb"] = score
-    files.write_json(run_dir / SUMMARY, summary)
+    return Scores(record.id, record.run_folder.append_lb(score, note))
 
 
 def correlation(pairs: list[tuple[float, float]]) -> float | None:
     """Pearson correlation of (CV, LB) pairs; None with fewer than 3 runs or no spread."""
     if len(pairs) < 3:
         return None
-    n = len(pairs)
-    mean_x = sum(x for x, _ in pairs) / n
-    mean_y = sum(y for _, y in pairs) / n
-    cov = sum((x - mean_x) * (y - mean_y) for x, y in pairs)
-    var_x = sum((x - mean_x) ** 2 for x, _ in pairs)
-    var_y = sum((y - mean_y) ** 2 for _, y in pairs)
-    if var_x == 0 or var_y == 0:
+    try:
+        return statistics.correlation([x for x, _ in pairs], [y for _, y in pairs])
+    except statistics.StatisticsError:  # a constant CV or LB
         return None
-    return cov / math.sqrt(var_x * var_y)
 
 
 def cv_lb_pairs(records: list[RunRecord], metric: str | None) -> list[tuple[str, float, float]]:

@@ -103,10 +103,11 @@ class Project:
         if not self.exp_root.is_dir():
             return []
         names = [p.name for p in self.exp_root.iterdir() if p.is_dir() and _NAME_RE.match(p.name)]
-        return sorted(names, key=_natural_key)
+        return sorted(names, key=natural)
 
 
-def _natural_key(name: str) -> tuple:
+def natural(name: str) -> tuple:
+    """Sort key: `exp2` before `exp10`."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
 
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
-from kagexp import __version__
+from kagexp.version import __version__
 
 IGNORED_DIRS = frozenset(
     {"__pycache__", ".ipynb_checkpoints", "wandb", ".git", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
@@ -224,7 +224,8 @@ class Provenance:
 _importable: dict[str, bool] = {}
 
 
-def _can_import(module: str) -> bool:
+def importable(module: str) -> bool:
+    """Whether `module` is installed, without importing it (remembered per process)."""
     if module not in _importable:
         _importable[module] = module in sys.modules or importlib.util.find_spec(module) is not None
     return _importable[module]
@@ -233,11 +234,11 @@ def _can_import(module: str) -> bool:
 def seed_everything(seed: int) -> None:
     """Seed `random`, and numpy and torch when they are installed, before a run starts."""
     random.seed(seed)
-    if _can_import("numpy"):
+    if importable("numpy"):
         import numpy
 
         numpy.random.seed(seed % 2**32)
-    if _can_import("torch"):
+    if importable("torch"):
         import torch
 
         torch.manual_seed(seed)

@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,10 @@ from kagexp import config, files
 from kagexp.errors import NotFoundError
 from kagexp.leaderboard import correlation, cv_lb_pairs
 from kagexp.project import Project
-from kagexp.records import RunRecord, read_history, scan
-from kagexp.results import best_run, cell, render, summarize, table, varying_keys
+from kagexp.records import RunRecord, scan
+from kagexp.results import best_run, summarize, summary_rows, table, varying_keys
+from kagexp.runfolder import RunFolder
+from kagexp.tables import cell, render
 
 TEMPLATES = Path(__file__).parent / "templates" / "report"
 PLOTS_DIR = "results"
@@ -72,7 +75,6 @@ def report_experiment(project: Project, exp: str) -> Path:
 
 def report_project(project: Project) -> Path:
     """Write the project's `RESULTS.md`: one row per experiment, the metric across experiments."""
-    from kagexp.views import summary_rows
 
     metric, direction = project.settings["metric"]["name"], project.settings["metric"]["direction"]
     summaries = summarize(project)
@@ -97,9 +99,7 @@ def report_project(project: Project) -> Path:
 
 
 def _counts(records: list[RunRecord]) -> str:
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[record.status] = counts.get(record.status, 0) + 1
+    counts = Counter(record.status for record in records)
     return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
 
 
@@ -202,7 +202,7 @@ def _history_plots(plt, folder: Path, records: list[RunRecord]) -> list[Plot]:
 
 def _history(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
     series: dict[str, list[tuple[float, float]]] = {}
-    for entry in read_history(run_dir):
+    for entry in RunFolder(run_dir).history():
         step = entry.get("_step")
         if _number(step):
             for key, value in entry.items():

@@ -1,4 +1,4 @@
-"""Filtering, sorting and formatting run records, and the per-experiment summary of `kagexp ls`.
+"""Filtering and sorting run records, the rows of `kagexp runs`, and the per-experiment summary of `kagexp ls`.
 
 `--where` is a small comparison language over dotted config keys, metrics and run fields
 (`model.params.max_depth>=2 and cv>0.9`); it is parsed here, never evaluated as Python.
@@ -6,19 +6,18 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 import math
 import operator
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from kagexp import config
-from kagexp.errors import ConfigError, KagexpError
+from kagexp.errors import ConfigError
 from kagexp.project import Project
 from kagexp.records import FIELDS, RunRecord, all_experiments, scan
+from kagexp.tables import cell
 
 # --- --where -------------------------------------------------------------------------
 
@@ -134,9 +133,7 @@ def _summary(project: Project, name: str, records: list[RunRecord], metric: dict
     from kagexp.provenance import code_files, code_hash
 
     lineage = project.lineage(name)
-    counts: dict[str, int] = {}
-    for record in records:
-        counts[record.status] = counts.get(record.status, 0) + 1
+    counts = Counter(record.status for record in records)
     best = best_run(records, metric["name"], metric["direction"])
     timed = [r for r in records if isinstance(r.meta.get("started"), str)]
     started = [r.meta["started"] for r in timed]
@@ -212,37 +209,36 @@ def table(records: list[RunRecord], all_keys: bool = False) -> tuple[list[str], 
     return columns, rows
 
 
-def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
-    """The table as `table` (aligned text), `csv`, `json` (a list of objects) or `md`."""
-    if fmt == "json":
-        # one object per line: readable, and the fast C encoder (indent= would use the slow one)
-        objects = (json.dumps(dict(zip(columns, row)), ensure_ascii=False, default=str) for row in rows)
-        return "[\n" + ",\n".join(objects) + "\n]" if rows else "[]"
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows([["" if v is None else cell(v) for v in row] for row in rows])
-        return buffer.getvalue().rstrip("\n")
-    cells = [columns, *[[cell(v) for v in row] for row in rows]]
-    if fmt == "md":
-        lines = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
-        lines.insert(1, "|" + "|".join("---" for _ in columns) + "|")
-        return "\n".join(lines)
-    if fmt == "table":
-        widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
-    raise KagexpError(f"unknown format {fmt!r}; use table, csv, json or md")
-
-
-def cell(value: Any) -> str:
-    """How a value reads in a table: YAML spelling for booleans, 6 significant digits for floats."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (list, dict)):
-        return json.dumps(value)
-    return str(value)
+def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows of `kagexp ls`."""
+    columns = [
+        "exp",
+        "parent",
+        "done",
+        "failed",
+        "running",
+        "stale",
+        f"best {metric or 'metric'}",
+        "last run",
+        "code",
+        "note",
+    ]
+    rows = []
+    for s in summaries:
+        code = {True: "changed", False: "same", None: ""}[s.code_changed]
+        best = f"{cell(s.best)} ({s.best_run})" if s.best_run else ""
+        rows.append(
+            [
+                s.name,
+                s.parent or "",
+                s.counts.get("done", 0),
+                s.counts.get("failed", 0),
+                s.counts.get("running", 0),
+                s.counts.get("stale", 0),
+                best,
+                (s.last_run or "")[:19].replace("T", " "),
+                code,
+                s.note or "",
+            ]
+        )
+    return columns, rows

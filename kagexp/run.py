@@ -1,16 +1,12 @@
-"""One run: claim its folder, keep earlier attempts, capture its output, record its status and metrics.
+"""Executing one run: the context it sees, its captured output, and the record of how it ended.
 
-A run folder is claimed with an exclusive `flock` on `runNNN/.lock`: the kernel drops the lock
-when the process dies, however it dies, so a crashed runner never blocks the next one, and the
-lock file itself is never deleted (deleting it would let two processes lock two different files).
+Where and how that record is kept (file names, the claim, attempts) is `kagexp.runfolder`'s.
 """
 
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
-import json
 import math
 import os
 import sys
@@ -20,23 +16,15 @@ import traceback
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kagexp import files
-from kagexp.config import Config, dump_yaml, flatten
+from kagexp.config import Config
 from kagexp.errors import InvalidNameError, RunStateError
 from kagexp.provenance import Provenance, seed_everything
+from kagexp.runfolder import Claim, RunFolder, append_line, code_root, holder_of, now_iso
 
-LOCK = ".lock"
-ATTEMPTS = "attempts"
-META = "meta.json"
-METRICS = "metrics.json"
-HISTORY = "metrics.jsonl"
-SUMMARY = "summary.json"
-SUMMARY_META = ("attempt", "started", "ended", "duration", "code_hash", "seed", "error")
-FINISHED = ("done", "failed", "interrupted")
 METRICS_FLUSH_SECONDS = 2.0
 
 
@@ -50,11 +38,18 @@ class RunSpec:
     override_hash: str
     config: dict
     out_dir: Path
-    code_root: Path
     input_dir: Path
     seed: int
     force: bool = False
     tracking: dict | None = None  # what the run tells wandb (kagexp.integrations), None when off
+
+    @property
+    def label(self) -> str:
+        return f"{self.exp}/{self.name}"
+
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.out_dir)
 
 
 @dataclass
@@ -66,104 +61,6 @@ class RunResult:
     duration: float = 0.0
     metrics: dict = field(default_factory=dict)
     message: str = ""
-
-
-def now_iso() -> str:
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
-
-
-# --- status on disk ------------------------------------------------------------------
-
-
-def read_meta(run_dir: Path) -> dict | None:
-    """The run's `meta.json`; None when absent, `{"status": "corrupt"}` when unreadable."""
-    try:
-        meta = files.read_json(run_dir / META)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {"status": "corrupt"}
-    return meta if isinstance(meta, dict) else {"status": "corrupt"}
-
-
-def is_locked(run_dir: Path) -> bool:
-    """Whether a live process holds the run's claim."""
-    try:
-        fd = os.open(run_dir / LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except OSError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def status_of(run_dir: Path, meta: dict | None) -> str:
-    """`pending`, `corrupt`, the recorded status, or `stale` for a `running` run nobody holds."""
-    if meta is None:
-        return "pending"
-    status = meta.get("status")
-    if status not in ("running", "stale", *FINISHED):
-        return "corrupt"
-    if status == "running" and not is_locked(run_dir):
-        return "stale"
-    return status
-
-
-class Claim:
-    """An exclusive claim on a run folder, held as long as this object is open."""
-
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
-        self.fd: int | None = None
-
-    def acquire(self, patience: float = 0.2) -> bool:
-        """Try for a moment (a reader's probe holds the lock for microseconds), then give up."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.run_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-        deadline = time.monotonic() + patience
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                self.fd = fd
-                return True
-            except OSError:
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    return False
-                time.sleep(0.01)
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def archive_attempt(run_dir: Path) -> int:
-    """Move an earlier attempt's files into `attempts/N/`; return the number of this attempt."""
-    previous = [p for p in run_dir.iterdir() if p.name not in (LOCK, ATTEMPTS)]
-    attempts_dir = run_dir / ATTEMPTS
-    numbers = [int(p.name) for p in attempts_dir.iterdir() if p.name.isdigit()] if attempts_dir.is_dir() else []
-    if not previous:
-        return max(numbers, default=0) + 1
-    number = max(numbers, default=0) + 1
-    target = attempts_dir / str(number)
-    target.mkdir(parents=True)
-    for path in previous:
-        os.rename(path, target / path.name)
-    _mark_stale(target)
-    return number + 1
-
-
-def _mark_stale(attempt_dir: Path) -> None:
-    """An archived attempt that still reads `running` died: we hold its claim, so say so."""
-    meta = read_meta(attempt_dir)
-    if meta and meta.get("status") == "running":
-        meta["status"] = "stale"
-        files.write_json(attempt_dir / META, meta)
 
 
 # --- output capture ------------------------------------------------------------------
@@ -236,11 +133,12 @@ class RunContext:
         self.cfg = Config(spec.config)
         self.seed = spec.seed
         self.out_dir = spec.out_dir
+        self.folder = spec.folder
         self.input_dir = spec.input_dir
         self.attempt = attempt
         self.metrics: dict[str, Any] = {}
         self.tracker = None  # a started kagexp.integrations tracker, when the run has one
-        self._history_fd = os.open(self.out_dir / HISTORY, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        self._history_fd = self.folder.open_history()
         self._metrics_written = time.monotonic()
 
     def __repr__(self) -> str:
@@ -252,24 +150,22 @@ class RunContext:
             raise TypeError(f"ctx.log takes a dict of metrics, not {type(metrics).__name__}")
         values = {str(key): _plain(value) for key, value in metrics.items()}
         self.metrics.update(values)
-        line = json.dumps({"_step": step, "_time": round(time.time(), 3), **values}, default=str)
-        os.write(self._history_fd, (line + "\n").encode())
+        append_line(self._history_fd, {"_step": step, "_time": round(time.time(), 3), **values})
         if self.tracker is not None:
             self.tracker.log(metrics=values, step=step)
         if time.monotonic() - self._metrics_written > METRICS_FLUSH_SECONDS:
             self.write_metrics()
 
     def write_metrics(self) -> None:
-        files.write_json(self.out_dir / METRICS, self.metrics)
+        self.folder.write_metrics(self.metrics)
         self._metrics_written = time.monotonic()
 
     def path(self, name: str) -> Path:
         """A path for any other artifact inside the run folder (its parent folders are created)."""
-        path = (self.out_dir / name).resolve()
-        if not path.is_relative_to(self.out_dir.resolve()) or path == self.out_dir.resolve():
-            raise InvalidNameError(f"{self.exp}/{self.name}: artifact path {name!r} must stay inside the run folder")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return path
+        try:
+            return self.folder.artifact(name)
+        except InvalidNameError as exc:
+            raise InvalidNameError(f"{self.exp}/{self.name}: {exc}") from None
 
     def save_submission(self, obj: Any, name: str = "submission.csv") -> Path:
         """Save a pandas DataFrame, a file (path) or rows (dicts or sequences) as CSV, atomically."""
@@ -323,9 +219,9 @@ def execute(
     on_start: Callable[[RunSpec], None] | None = None,
 ) -> RunResult:
     """Claim, run and record one run; Ctrl-C inside the run ends it as `interrupted`."""
-    claim = Claim(spec.out_dir)
+    claim = Claim(spec.folder)
     if not claim.acquire():
-        return RunResult(spec.name, "busy", message=holder_of(read_meta(spec.out_dir)))
+        return RunResult(spec.name, "busy", message=holder_of(spec.folder.meta()))
     try:
         reason = _skip_reason(spec)
         if reason:
@@ -337,48 +233,42 @@ def execute(
         claim.release()
 
 
-def holder_of(meta: dict | None) -> str:
-    meta = meta or {}
-    return f"running in pid {meta.get('pid', '?')} on {meta.get('host', '?')}"
-
-
 def _skip_reason(spec: RunSpec) -> str:
     """Checked again under the claim, since another process may have finished the run meanwhile."""
-    meta = read_meta(spec.out_dir)
+    meta = spec.folder.meta()
     if spec.force or not meta or meta.get("status") != "done":
         return ""
     if meta.get("override_hash") != spec.override_hash:
         raise RunStateError(
-            f"{spec.exp}/{spec.name} is done but its override has changed; "
-            "re-run it with --force or append a new entry to RUNS"
+            f"{spec.label} is done but its override has changed; re-run it with --force or append a new entry to RUNS"
         )
     return "done"
 
 
 def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bool) -> RunResult:
-    out = spec.out_dir
-    attempt = archive_attempt(out)
+    folder = spec.folder
+    attempt = folder.archive_attempt()
     meta = _start(spec, provenance, attempt)
     ctx = RunContext(spec, attempt)
     started = time.monotonic()
     status, message = "done", ""
     try:
         _start_tracker(ctx, spec, meta)  # before the capture: a service it starts must not hold log.txt's pipe
-        with OutputCapture(out / "log.txt") if capture else nullcontext():
+        with OutputCapture(folder.log_path) if capture else nullcontext():
             _call(fn, ctx, spec.seed)
     except KeyboardInterrupt:
         status = "interrupted"
     except BaseException as exc:  # a failing run (even sys.exit) is recorded; the next run still runs
         status, message = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        files.write_text(out / "error.txt", traceback.format_exc())
+        folder.write_error(traceback.format_exc())
     finally:
         duration = time.monotonic() - started
         ctx.close()
         _finish_tracker(ctx, meta, status)
         _finish(meta, status, duration, message)
         # the summary first: a run reads `done` in meta.json only when its summary is there too
-        files.write_json(out / SUMMARY, summary(meta, spec.config, ctx.metrics))
-        files.write_json(out / META, meta)
+        folder.write_summary(meta, spec.config, ctx.metrics)
+        folder.write_meta(meta)
     return RunResult(spec.name, status, duration, dict(ctx.metrics), message)
 
 
@@ -388,9 +278,9 @@ def _start_tracker(ctx: RunContext, spec: RunSpec, meta: dict) -> None:
         return
     from kagexp.integrations import open_tracker
 
-    ctx.tracker = open_tracker(spec, ctx.attempt)
+    ctx.tracker = open_tracker(spec)
     meta["wandb"] = ctx.tracker.info
-    files.write_json(spec.out_dir / META, meta)
+    spec.folder.write_meta(meta)
 
 
 def _finish_tracker(ctx: RunContext, meta: dict, status: str) -> None:
@@ -415,13 +305,13 @@ def _call(fn: RunFunction, ctx: RunContext, seed: int) -> None:
 
 
 def _start(spec: RunSpec, provenance: Provenance, attempt: int) -> dict:
-    out = spec.out_dir
-    files.write_text(out / "config_update.yml", spec.override_text)
-    files.write_text(out / "config.yml", dump_yaml(spec.config))
+    folder = spec.folder
+    folder.write_override(spec.override_text)
+    folder.write_config(spec.config)
     git = provenance.git
     if git and git.dirty:
-        files.write_text(out / "git.diff", git.diff)
-    provenance.snapshot(spec.code_root)
+        folder.write_git_diff(git.diff)
+    provenance.snapshot(code_root(spec.out_dir.parent))
     meta = {
         "exp": spec.exp,
         "run": spec.name,
@@ -434,18 +324,8 @@ def _start(spec: RunSpec, provenance: Provenance, attempt: int) -> dict:
         "override_hash": spec.override_hash,
         **provenance.environment,
     }
-    files.write_json(out / META, meta)
+    folder.write_meta(meta)
     return meta
-
-
-def summary(meta: dict, merged: dict, metrics: dict) -> dict:
-    """What listing needs in one small file, written last: `kagexp runs` reads only this."""
-    return {
-        "status": meta["status"],
-        **{key: meta.get(key) for key in SUMMARY_META},
-        "config": flatten(merged),
-        "metrics": metrics,
-    }
 
 
 def _finish(meta: dict, status: str, duration: float, message: str) -> None:

@@ -1,28 +1,25 @@
 """`kagexp.main(run, RUNS)`: the entry point at the bottom of every exp.py.
 
-It parses the flags, prints one line per run and a summary, and turns errors into exit codes:
-0 all ran, 1 a run failed, 2 a user error (one line, no traceback), 130 interrupted.
+It only parses the flags and prints: `Experiment.run` does the work, `errors.run_command` turns
+what escapes into an exit code (0 all ran, 1 a run failed, 2 a user error, 130 interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
-import threading
 import time
-import traceback
+from collections import Counter
 from pathlib import Path
 from typing import Any, NoReturn
 
 from kagexp import config
-from kagexp.errors import ConfigError, KagexpError
+from kagexp.errors import EXIT_FAILED, EXIT_OK, UsageError, run_command
 from kagexp.experiment import Experiment, Planned
 from kagexp.launchers import LAUNCHERS, LaunchOptions
 from kagexp.run import RunFunction, RunResult, RunSpec
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+from kagexp.runfolder import RunFolder
 
 
 def parser(prog: str) -> argparse.ArgumentParser:
@@ -59,32 +56,38 @@ def launch_options(args: argparse.Namespace) -> LaunchOptions:
     for item in args.slurm:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--slurm takes KEY=VALUE, such as partition=gpu; got {item!r}")
+            raise UsageError(f"--slurm takes KEY=VALUE, such as partition=gpu; got {item!r}")
         overrides[key.strip()] = config.parse_yaml(value, f"--slurm {key.strip()}") if value.strip() else None
     gpus = tuple(args.gpus.split(",")) if args.gpus is not None else ()
     return LaunchOptions(launcher=args.launcher, jobs=args.jobs, gpus=gpus, slurm=overrides)
 
 
 class LineReporter:
-    """One line per run on stderr: started, then finished with its time and metrics.
+    """One line per run on stderr: skipped, started, then finished with its time and metrics, and a
+    summary line at the end. When runs overlap (`--jobs`, Slurm), a finished line ends with the
+    progress so far: `[3/40 finished, 2 running, 1 failed, 14 s]`."""
 
-    With `total` (runs that run in parallel), a finished line ends with the progress so far:
-    `[3/40 finished, 2 running, 1 failed, 14 s]`.
-    """
-
-    def __init__(self, stream=None, total: int | None = None) -> None:
+    def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stderr
+        self.plans: list[Planned] | None = None
+        self.parallel = False
         self.results: list[RunResult] = []
-        self.total = total
         self.running = 0
         self.clock = time.monotonic()
 
     def say(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
+    def planned(self, plans: list[Planned], parallel: bool) -> None:
+        self.plans, self.parallel = plans, parallel
+        self.clock = time.monotonic()
+        for plan in plans:
+            if plan.action == "skip":
+                self.say(f"skip {plan.spec.label}: {plan.reason}")
+
     def started(self, spec: RunSpec) -> None:
         self.running += 1
-        self.say(f"{spec.exp}/{spec.name} started")
+        self.say(f"{spec.label} started")
 
     def finished(self, spec: RunSpec, result: RunResult) -> None:
         self.results.append(result)
@@ -93,11 +96,11 @@ class LineReporter:
 
     @staticmethod
     def describe(spec: RunSpec, result: RunResult) -> str:
-        label = f"{spec.exp}/{spec.name}"
+        label = spec.label
         if result.status == "done":
             return f"{label} done in {result.duration:.2f} s{format_metrics(result.metrics)}"
         if result.status == "failed" and result.duration:
-            return f"{label} FAILED in {result.duration:.2f} s: {result.message} (see {spec.out_dir / 'error.txt'})"
+            return f"{label} FAILED in {result.duration:.2f} s: {result.message} (see {spec.folder.error_path})"
         if result.status == "failed":
             return f"{label} FAILED: {result.message}"
         if result.status == "interrupted":
@@ -107,12 +110,23 @@ class LineReporter:
         return f"{label} {result.status}: {result.message}"
 
     def progress(self) -> str:
-        if self.total is None:
+        if not self.parallel or self.plans is None:
             return ""
+        total = sum(plan.action == "run" for plan in self.plans)
         failed = sum(r.status == "failed" for r in self.results)
-        parts = [f"{len(self.results)}/{self.total} finished", f"{self.running} running"]
+        parts = [f"{len(self.results)}/{total} finished", f"{self.running} running"]
         parts += [f"{failed} failed"] if failed else []
         return f"  [{', '.join(parts)}, {time.monotonic() - self.clock:.0f} s]"
+
+    def summary(self, exp: str) -> str:
+        """`exp001: 3 done, 1 failed, 2 skipped (4.2 s)`, counting runs that never started as `not run`."""
+        counts = Counter("skipped" for plan in self.plans or [] if plan.action == "skip")
+        counts.update(result.status for result in self.results)
+        not_run = sum(plan.action == "run" for plan in self.plans or []) - len(self.results)
+        if not_run > 0:
+            counts["not run"] = not_run
+        parts = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to do"
+        return f"{exp}: {parts} ({time.monotonic() - self.clock:.1f} s)"
 
 
 def format_metrics(metrics: dict) -> str:
@@ -133,76 +147,43 @@ def main(fn: RunFunction, runs: Any = _MISSING, argv: list[str] | None = None, s
 
 def run_script(fn: RunFunction, runs: Any, script: Path, argv: list[str] | None = None) -> int:
     args = parser(f"python {script.name}").parse_args(argv)
-    try:
-        return _run(fn, runs, script, args)
-    except KagexpError as exc:
-        if args.debug:
-            traceback.print_exc()
-        print(exc.lines(), file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("kagexp: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        return quiet_broken_pipe()
-
-
-def quiet_broken_pipe() -> int:
-    """`python exp.py --list | head`: the reader left; stop quietly, as `cat` does."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return EXIT_OK
+    return run_command(lambda: _run(fn, runs, script, args), debug=args.debug)
 
 
 def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> int:
     if runs is _MISSING:
         where = os.path.relpath(script)
-        raise ConfigError(f"{where}: kagexp.main(run, RUNS) needs RUNS, the list of override strings")
+        raise UsageError(f"{where}: kagexp.main(run, RUNS) needs RUNS, the list of override strings")
+    if args.full and not args.dry_run:
+        raise UsageError("--full goes with --dry-run (it prints each run's whole merged config)")
     exp = Experiment(script.parent, runs, script=script.resolve())
     if args.list:
         print(format_status_table(exp))
         return EXIT_OK
-    if args.full and not args.dry_run:
-        raise ConfigError("--full goes with --dry-run (it prints each run's whole merged config)")
     only = [part for part in args.only.split(",") if part.strip()] if args.only is not None else None
-    plans = exp.plan(only=only, force=args.force)
     options = launch_options(args)
-    launcher = exp.launcher(options, dry_run=args.dry_run)
-    todo = [plan for plan in plans if plan.action == "run"]
     if args.dry_run:
+        plans = exp.plan(only=only, force=args.force)
         print(format_dry_run(exp, plans, args.full))
-        if options.name() == "slurm" and todo:
-            script = launcher.script(f"kagexp-{exp.name}", len(todo))
-            print(f"\n# the sbatch script of the job array of {len(todo)} runs:\n{script}")
+        described = exp.launcher(options, dry_run=True).describe([p.spec for p in plans if p.action == "run"])
+        if described:
+            print(f"\n{described}")
         return EXIT_OK
-    if todo:
-        exp.prepare_output([plan.spec for plan in todo])
-    reporter = LineReporter(total=len(todo) if options.name() != "inline" else None)
-    for plan in plans:
-        if plan.action == "skip":
-            reporter.say(f"skip {exp.name}/{plan.name}: {plan.reason}")
-    started = time.monotonic()
-    with _sigterm_as_interrupt():
-        try:
-            exp.execute(fn, plans, reporter, launcher=launcher, fail_fast=args.fail_fast, capture=not args.no_capture)
-        finally:
-            reporter.say(summary(exp.name, plans, reporter.results, time.monotonic() - started))
+    reporter = LineReporter()
+    try:
+        exp.run(
+            fn,
+            only=only,
+            force=args.force,
+            launcher=options,
+            fail_fast=args.fail_fast,
+            reporter=reporter,
+            capture=not args.no_capture,
+        )
+    finally:
+        if reporter.plans is not None:
+            reporter.say(reporter.summary(exp.name))
     return EXIT_FAILED if any(r.status == "failed" for r in reporter.results) else EXIT_OK
-
-
-def summary(exp: str, plans: list[Planned], results: list[RunResult], seconds: float) -> str:
-    counts: dict[str, int] = {}
-    for plan in plans:
-        if plan.action == "skip":
-            counts["skipped"] = counts.get("skipped", 0) + 1
-    for result in results:
-        counts[result.status] = counts.get(result.status, 0) + 1
-    ran = len([p for p in plans if p.action == "run"])
-    not_run = ran - len(results)
-    if not_run > 0:
-        counts["not run"] = not_run
-    parts = ", ".join(f"{n} {status}" for status, n in counts.items()) or "nothing to do"
-    return f"{exp}: {parts} ({seconds:.1f} s)"
 
 
 def format_dry_run(exp: Experiment, plans: list[Planned], full: bool) -> str:
@@ -221,39 +202,12 @@ def format_dry_run(exp: Experiment, plans: list[Planned], full: bool) -> str:
 
 
 def format_status_table(exp: Experiment) -> str:
-    from kagexp.results import render
+    from kagexp.tables import render
 
     rows = []
     for name, status, meta in exp.statuses():
         duration = meta.get("duration")
-        metrics = format_metrics(_read_metrics(exp.out_dir / name)).strip()
+        metrics = format_metrics(RunFolder(exp.out_dir / name).metrics()).strip()
         shown = f"{duration:.2f}s" if isinstance(duration, (int, float)) else ""
         rows.append([name, status, meta.get("attempt"), shown, metrics])
     return render(["run", "status", "attempt", "duration", "metrics"], rows, "table")
-
-
-def _read_metrics(run_dir: Path) -> dict:
-    from kagexp.files import read_json
-
-    try:
-        metrics = read_json(run_dir / "metrics.json")
-    except (OSError, ValueError):
-        return {}
-    return metrics if isinstance(metrics, dict) else {}
-
-
-class _sigterm_as_interrupt:
-    """SIGTERM (a scheduler's preemption, `kill`) ends the run as `interrupted`, like Ctrl-C."""
-
-    def __enter__(self) -> None:
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._raise)
-
-    @staticmethod
-    def _raise(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    def __exit__(self, *exc: object) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)

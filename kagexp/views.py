@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from kagexp import runfolder
 from kagexp.diff import Comparison
 from kagexp.records import RunRecord
-from kagexp.results import ExpSummary
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else str(value)
+from kagexp.tables import cell as _value
 
 
 def comparison_text(c: Comparison, stat: bool = False, parts: tuple[str, ...] = ("config", "code")) -> list[str]:
@@ -47,17 +40,16 @@ def record_text(record: RunRecord) -> list[str]:
         lines.append(f"started {meta['started']}  ended {meta.get('ended') or '-'}  duration {meta.get('duration')} s")
     if meta.get("error"):
         lines.append(f"error: {meta['error']}")
-    lines.append("override (config_update.yml):")
-    lines.extend("  " + line for line in _read(record.path / "config_update.yml").splitlines() or ["(base config)"])
-    lines.append("config (config.yml):")
-    lines.extend("  " + line for line in _read(record.path / "config.yml").splitlines())
+    folder = record.run_folder
+    lines.append(f"override ({runfolder.OVERRIDE}):")
+    lines.extend("  " + line for line in folder.override_text().splitlines() or ["(base config)"])
+    lines.append(f"config ({runfolder.CONFIG}):")
+    lines.extend("  " + line for line in folder.config_text().splitlines())
     lines.append("metrics:")
     lines.extend(f"  {k} = {_value(v)}" for k, v in record.metrics.items())
     lines.extend(_provenance_lines(meta))
     lines.append("files:")
-    for path in sorted(record.path.rglob("*")):
-        if path.is_file() and not path.name.startswith("."):
-            lines.append(f"  {path.relative_to(record.path).as_posix()}  {path.stat().st_size} B")
+    lines.extend(f"  {name}  {size} B" for name, size in folder.listed_files())
     return lines
 
 
@@ -80,47 +72,5 @@ def _provenance_lines(meta: dict) -> list[str]:
         f"  {git_line}",
         f"  code {meta.get('code_hash')}  seed {meta.get('seed')}",
         f"  command: {command}",
-        f"  packages: {len(meta.get('packages') or {})} recorded in meta.json",
+        f"  packages: {len(meta.get('packages') or {})} recorded in {runfolder.META}",
     ]
-
-
-def _read(path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except OSError:
-        return ""
-
-
-def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows of `kagexp ls`."""
-    columns = [
-        "exp",
-        "parent",
-        "done",
-        "failed",
-        "running",
-        "stale",
-        f"best {metric or 'metric'}",
-        "last run",
-        "code",
-        "note",
-    ]
-    rows = []
-    for s in summaries:
-        code = {True: "changed", False: "same", None: ""}[s.code_changed]
-        best = f"{_value(s.best)} ({s.best_run})" if s.best_run else ""
-        rows.append(
-            [
-                s.name,
-                s.parent or "",
-                s.counts.get("done", 0),
-                s.counts.get("failed", 0),
-                s.counts.get("running", 0),
-                s.counts.get("stale", 0),
-                best,
-                (s.last_run or "")[:19].replace("T", " "),
-                code,
-                s.note or "",
-            ]
-        )
-    return columns, rows

@@ -8,6 +8,7 @@ from helpers import make_project, out_dir, run_exp
 
 from kagexp import records, results
 from kagexp.project import load_project
+from kagexp.runfolder import RunFolder
 
 FAILING = """\
 if cfg.model.params.max_depth == 2:
@@ -23,7 +24,7 @@ def age(path, seconds=60):
 
 
 def slow_rows(project, exp="exp001"):
-    run_dirs = sorted(p for p in project.output_dir(exp).iterdir() if records.is_run_dir(p))
+    run_dirs = sorted(p for p in project.output_dir(exp).iterdir() if RunFolder(p).is_run())
     return [records.read_record(exp, p) for p in run_dirs]
 
 

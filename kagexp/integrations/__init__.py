@@ -13,11 +13,11 @@ Nothing here imports wandb: it is imported by `kagexp.integrations.wandb`, only 
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from typing import Any, Protocol
 
 from kagexp.errors import ConfigError
+from kagexp.provenance import importable
 
 WANDB_KEYS = ("enabled", "project", "entity", "mode", "tags", "job_type")
 WANDB_MODES = (None, "online", "offline", "disabled", "shared")
@@ -51,7 +51,7 @@ def wandb_settings(settings: dict, merged: dict, project: str, note: str | None)
         return None
     if chosen["mode"] not in WANDB_MODES:
         raise ConfigError(f"wandb.mode must be online, offline or disabled, not {chosen['mode']!r}")
-    if not _installed("wandb"):
+    if not importable("wandb"):
         raise ConfigError("wandb is enabled (`wandb.enabled`) but not installed: pip install 'kagexp[wandb]'")
     tags = chosen["tags"] or []
     return {
@@ -64,22 +64,13 @@ def wandb_settings(settings: dict, merged: dict, project: str, note: str | None)
     }
 
 
-_found: dict[str, bool] = {}
-
-
-def _installed(module: str) -> bool:
-    if module not in _found:
-        _found[module] = module in sys.modules or importlib.util.find_spec(module) is not None
-    return _found[module]
-
-
-def open_tracker(spec, attempt: int) -> Guarded | None:
+def open_tracker(spec) -> Guarded | None:
     """The run's tracker, started; None when the run has none. Raises when it cannot start."""
     if not getattr(spec, "tracking", None):
         return None
     from kagexp.integrations.wandb import WandbTracker
 
-    return Guarded("wandb", WandbTracker.start(spec=spec, attempt=attempt))
+    return Guarded("wandb", WandbTracker.start(spec=spec))
 
 
 class Guarded:

@@ -5,8 +5,9 @@
 the settings. Files go to the run folder (`runNNN/wandb/`) unless `WANDB_DIR` is set; offline
 runs (`mode: offline` or `WANDB_MODE=offline`) are uploaded later with `wandb sync <dir>`.
 
-Never two W&B runs at once by accident: each run is created with `reinit="create_new"` (a
-plain `init` with a run still open would return that run) and finished when the kagexp run ends.
+Never two W&B runs at once by accident: each run is created with `reinit="finish_previous"` (a
+plain `init` with a run still open would return that run; one left open by a run that broke is
+finished first) and finished when the kagexp run ends.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class WandbTracker:
         }
 
     @classmethod
-    def start(cls, *, spec, attempt: int) -> WandbTracker:
+    def start(cls, *, spec) -> WandbTracker:
         import wandb
 
         s = spec.tracking

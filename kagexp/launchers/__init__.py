@@ -1,10 +1,12 @@
 """Launchers run a list of runs somewhere: in this process, in worker processes, on a Slurm cluster.
 
-A launcher implements one keyword-only method, `launch`. It decides where and when each run
-runs, and reports progress; it never records a run's status itself while the run lives: every
-run calls `kagexp.run.execute` in the process that runs it, which claims the run folder (flock),
-writes `meta.json` at every change and captures the run's own output. The only status a
-launcher writes is for a run whose process died without recording its end (`settle`).
+A launcher implements `launch` (keyword-only), which decides where and when each run runs and
+reports progress, and `describe`, which says what `launch` would do (for `--dry-run`); its
+`parallel` attribute says whether runs overlap (then progress lines count them). A launcher
+never records a run's status itself while the run lives: every run calls `kagexp.run.execute`
+in the process that runs it, which claims the run folder (flock), records every change of
+status and captures the run's own output. The only status a launcher records is for a run whose
+process died without recording its end (`RunFolder.settle`).
 
 | name        | runs                                                       | chosen by                   |
 |-------------|------------------------------------------------------------|-----------------------------|
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from kagexp.errors import ConfigError
+from kagexp.errors import UsageError
 from kagexp.provenance import Provenance
 from kagexp.run import RunFunction, RunResult, RunSpec
 
@@ -29,6 +31,10 @@ LAUNCHERS = ("inline", "processes", "slurm")
 
 
 class Reporter(Protocol):
+    """Told of progress: `planned` once by `Experiment.run`, the others by the launcher."""
+
+    def planned(self, plans: list, parallel: bool) -> None: ...
+
     def started(self, spec: RunSpec) -> None: ...
 
     def finished(self, spec: RunSpec, result: RunResult) -> None: ...
@@ -37,6 +43,12 @@ class Reporter(Protocol):
 
 
 class Launcher(Protocol):
+    parallel: bool
+
+    def describe(self, specs: list[RunSpec]) -> str:
+        """What launching `specs` would do, for `--dry-run`; empty when there is nothing to add."""
+        ...
+
     def launch(
         self,
         *,
@@ -74,14 +86,14 @@ def make_launcher(options: LaunchOptions | None, settings: dict, folder: Path, d
     options = options or LaunchOptions()
     name = options.name()
     if name not in LAUNCHERS:
-        raise ConfigError(f"unknown launcher {name!r}; available: {', '.join(LAUNCHERS)}")
+        raise UsageError(f"unknown launcher {name!r}; available: {', '.join(LAUNCHERS)}")
     if options.jobs is not None and options.jobs < 1:
-        raise ConfigError(f"--jobs must be 1 or more, not {options.jobs}")
+        raise UsageError(f"--jobs must be 1 or more, not {options.jobs}")
     if options.slurm and name != "slurm":
-        raise ConfigError("--slurm settings go with --launcher slurm")
+        raise UsageError("--slurm settings go with --launcher slurm")
     if name == "inline":
         if (options.jobs or 1) > 1 or options.gpus:
-            raise ConfigError("--launcher inline runs one run at a time in this process; drop --jobs and --gpus")
+            raise UsageError("--launcher inline runs one run at a time in this process; drop --jobs and --gpus")
         from kagexp.launchers.inline import InlineLauncher
 
         return InlineLauncher()
@@ -90,7 +102,7 @@ def make_launcher(options: LaunchOptions | None, settings: dict, folder: Path, d
 
         return ProcessesLauncher.from_options(options.jobs, options.gpus)
     if options.gpus:
-        raise ConfigError("--gpus is for --jobs on this machine; on Slurm ask for GPUs with --slurm gpus_per_node=1")
+        raise UsageError("--gpus is for --jobs on this machine; on Slurm ask for GPUs with --slurm gpus_per_node=1")
     from kagexp.launchers.slurm import SlurmLauncher
 
     return SlurmLauncher.from_settings(settings["slurm"], options.slurm, folder, jobs=options.jobs, submit=not dry_run)
@@ -143,31 +155,10 @@ def with_environment(provenance: Provenance, **changes: Any) -> Provenance:
     return worker
 
 
-def settle(spec: RunSpec, status: str, message: str) -> bool:
-    """Record the end of a run whose process died while it was `running`; whether it did.
-
-    The claim is taken first, so a run that another process picked up meanwhile is left alone.
-    """
-    from kagexp import files, run
-
-    claim = run.Claim(spec.out_dir)
-    if not claim.acquire(patience=1.0):
-        return False
-    try:
-        meta = run.read_meta(spec.out_dir)
-        if not meta or meta.get("status") != "running":
-            return False
-        meta.update(status=status, ended=run.now_iso(), error=message)
-        files.write_json(spec.out_dir / run.META, meta)
-        return True
-    finally:
-        claim.release()
-
-
 def lost(spec: RunSpec, status: str, message: str, started: bool) -> RunResult:
     """The result of a run whose worker ended without reporting one; its folder says so too."""
     if started:
-        settle(spec, status, message)
+        spec.folder.settle(status, message)
     return RunResult(spec.name, status, message=message)
 
 
@@ -176,16 +167,14 @@ def from_folder(spec: RunSpec, since: float, status: str, reason: str) -> RunRes
     ended without a result; a run it left `running` is settled as `status`. None: it never started."""
     from datetime import datetime
 
-    from kagexp import run
-
-    meta = run.read_meta(spec.out_dir)
+    meta = spec.folder.meta()
     try:
         started = datetime.fromisoformat(meta["started"]).timestamp() if meta else 0.0
     except (KeyError, TypeError, ValueError):
         started = 0.0
     if started < since - 1.0:
         return None
-    if meta.get("status") == "running" and settle(spec, status, reason):
+    if meta.get("status") == "running" and spec.folder.settle(status, reason):
         return RunResult(spec.name, status, message=reason)
-    meta = run.read_meta(spec.out_dir) or {}
+    meta = spec.folder.meta() or {}
     return RunResult(spec.name, meta.get("status", status), meta.get("duration") or 0.0, message=meta.get("error", ""))

@@ -8,6 +8,11 @@ from kagexp.run import RunFunction, RunResult, RunSpec
 
 
 class InlineLauncher:
+    parallel = False
+
+    def describe(self, specs: list[RunSpec]) -> str:
+        return ""
+
     def launch(
         self,
         *,

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
-from kagexp.errors import ConfigError
+from kagexp.errors import UsageError
 from kagexp.launchers import Reporter, execute_in_worker, interrupt_once, lost, with_environment
 from kagexp.provenance import Provenance, seed_everything
 from kagexp.run import RunFunction, RunResult, RunSpec, flush_std
@@ -55,19 +55,24 @@ class ProcessesLauncher:
     jobs: int
     gpus: tuple[str, ...] = ()
     grace: float = GRACE_SECONDS
+    parallel = True
 
     @classmethod
     def from_options(cls, jobs: int | None, gpus: tuple[str, ...]) -> ProcessesLauncher:
         if any(not gpu.strip() for gpu in gpus):
-            raise ConfigError(f"--gpus takes GPU ids separated by commas, such as 0,1; got {','.join(gpus)!r}")
+            raise UsageError(f"--gpus takes GPU ids separated by commas, such as 0,1; got {','.join(gpus)!r}")
         if jobs is None:
             jobs = len(gpus) or 1
         if gpus and jobs > len(gpus):
-            raise ConfigError(
+            raise UsageError(
                 f"--jobs {jobs} with {len(gpus)} GPU(s) would put two runs on one GPU; "
                 f"use --jobs {len(gpus)}, or list a GPU twice (--gpus 0,0,1,1) to share it on purpose"
             )
         return cls(jobs, tuple(gpu.strip() for gpu in gpus))
+
+    def describe(self, specs: list[RunSpec]) -> str:
+        gpus = f", one GPU each of {','.join(self.gpus)}" if self.gpus else ""
+        return f"# {len(specs)} run(s) in their own processes, {self.jobs} at a time{gpus}" if specs else ""
 
     def launch(
         self,

@@ -13,7 +13,6 @@ logs, the sbatch script) go to `data/output/exp/<exp>/.submitit/`.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pickle
 import shutil
@@ -26,7 +25,7 @@ from typing import Any
 from kagexp import config
 from kagexp.errors import ConfigError
 from kagexp.launchers import Reporter, execute_in_worker, from_folder, interrupt_once, with_environment
-from kagexp.provenance import Provenance
+from kagexp.provenance import Provenance, importable
 from kagexp.run import RunFunction, RunResult, RunSpec
 
 CLUSTERS = ("slurm", "local")
@@ -77,13 +76,14 @@ class SlurmLauncher:
     jobs: int | None = None
     poll: float | None = None
     grace: float = GRACE_SECONDS
+    parallel = True
 
     @classmethod
     def from_settings(
         cls, settings: dict, overrides: dict, out_dir: Path, jobs: int | None = None, submit: bool = True
     ) -> SlurmLauncher:
         """`submit=False` for a launcher that only shows its sbatch script (`--dry-run`)."""
-        if importlib.util.find_spec("submitit") is None:
+        if not importable("submitit"):
             raise ConfigError("--launcher slurm needs submitit: pip install 'kagexp[slurm]'")
         launcher = cls(check_settings(settings, overrides), out_dir / ".submitit", jobs)
         if submit and launcher.cluster == "slurm" and not shutil.which("sbatch"):
@@ -123,6 +123,12 @@ class SlurmLauncher:
         except (ValueError, NameError, AssertionError) as exc:
             raise ConfigError(f"slurm settings: {exc}") from None
         return executor
+
+    def describe(self, specs: list[RunSpec]) -> str:
+        if not specs:
+            return ""
+        script = self.script(f"kagexp-{specs[0].exp}", len(specs))
+        return f"# the sbatch script of the job array of {len(specs)} runs:\n{script}"
 
     def script(self, name: str, count: int) -> str:
         """The sbatch script of a job array of `count` runs, as submitit writes it; no cluster needed."""

@@ -1,0 +1,489 @@
+"""THE run-folder format: the one module that knows the names of a run folder's files, reads and
+writes them, claims a folder, and keeps its status lifecycle and earlier attempts.
+
+```
+data/output/exp/exp001/            # an experiment's output folder
+├── .code/<hash>/                  # one snapshot of the experiment's code per distinct content
+├── .index.json                    # the listing cache of finished runs (safe to delete)
+└── run002/
+    ├── config_update.yml  config.yml  meta.json  summary.json  metrics.json  metrics.jsonl
+    ├── log.txt  error.txt  git.diff  lb.jsonl  submission.csv …
+    ├── attempts/N/                # earlier attempts, moved here whole
+    └── .lock                      # the claim: an exclusive flock held while the run runs
+```
+
+`meta.json` and `summary.json` carry `format` (`FORMAT`): a later version reads older folders by
+it. Every file is written atomically (temporary file, then rename); the append-only files take
+one `O_APPEND` write per line (`metrics.jsonl`) or a lock (`lb.jsonl`). Reading validates shape:
+a file that parses but has the wrong shape reads as `corrupt` (meta) or as absent (summary,
+index: rebuilt from the other files), never as a traceback.
+
+A run folder is claimed with an exclusive `flock` on `.lock`: the kernel drops the lock when the
+process dies, however it dies, so a crashed runner never blocks the next one; the lock file
+itself is never deleted (deleting it would let two processes lock two different files). Locks
+need POSIX (`fcntl`); without it the read-only commands work and running says so in one line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kagexp import files
+from kagexp.config import dump_yaml, flatten, read_mapping
+from kagexp.errors import ConfigError, InvalidNameError, RunStateError
+
+FORMAT = 1
+
+OVERRIDE = "config_update.yml"
+CONFIG = "config.yml"
+META = "meta.json"
+SUMMARY = "summary.json"
+METRICS = "metrics.json"
+HISTORY = "metrics.jsonl"
+LB = "lb.jsonl"
+LOG = "log.txt"
+ERROR = "error.txt"
+GIT_DIFF = "git.diff"
+ATTEMPTS = "attempts"
+LOCK = ".lock"
+CODE = ".code"
+INDEX = ".index.json"
+
+FINISHED = ("done", "failed", "interrupted")
+RECORDED = ("running", "stale", *FINISHED)
+# what `summary.json` keeps of `meta.json`, besides the status
+SUMMARY_META = ("attempt", "started", "ended", "duration", "code_hash", "seed", "error")
+
+
+def now_iso() -> str:
+    return datetime.now().astimezone().isoformat(timespec="milliseconds")
+
+
+# --- portable locking ------------------------------------------------------------------
+
+
+def _fcntl():
+    """`fcntl`, or None where it does not exist (Windows): there runs cannot be claimed."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    return fcntl
+
+
+def require_locks() -> None:
+    """Running needs claims; say so in one line before anything is written where they cannot be had."""
+    if _fcntl() is None:
+        raise RunStateError(
+            "running experiments needs a POSIX system (Linux, macOS; on Windows, WSL): "
+            "run folders are claimed with flock; listing and comparing work everywhere"
+        )
+
+
+def _flock(fd: int, exclusive: bool) -> bool:
+    """A non-blocking flock; whether it was taken."""
+    require_locks()
+    fcntl = _fcntl()
+    try:
+        fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def _locked(fd: int) -> Iterator[None]:
+    """Hold an exclusive lock on an open file while appending to it (waits for other writers)."""
+    fcntl = _fcntl()
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+# --- reading with shape checks ---------------------------------------------------------
+
+
+def _read_dict(path: Path) -> dict | None:
+    """A JSON object; None when the file is absent, unreadable, not JSON or not an object."""
+    try:
+        data = files.read_json(path)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The objects of a JSON-lines file; a line cut short by a crash, or not an object, is skipped."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except OSError:
+        return []
+    entries = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+    return entries
+
+
+def _summary_shape(data: dict | None) -> dict | None:
+    """A summary as written by `write_summary`, or None (then the listing reads the other files)."""
+    if data is None or data.get("status") not in RECORDED:
+        return None
+    if not isinstance(data.get("config"), dict) or not isinstance(data.get("metrics"), dict):
+        return None
+    if not all(key in data for key in SUMMARY_META):
+        return None
+    lb = data.get("lb")
+    if lb is not None and (isinstance(lb, bool) or not isinstance(lb, (int, float))):
+        return None
+    return data
+
+
+def _is_score(entry: dict) -> bool:
+    score = entry.get("score")
+    return isinstance(score, (int, float)) and not isinstance(score, bool)
+
+
+# --- one run folder --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run's folder: every read and write of its files goes through here."""
+
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / LOG
+
+    @property
+    def error_path(self) -> Path:
+        return self.path / ERROR
+
+    def is_run(self) -> bool:
+        """Whether the folder holds a run (`meta.json`, or only `config_update.yml` for legacy folders)."""
+        return (
+            not self.name.startswith(".")
+            and self.path.is_dir()
+            and ((self.path / META).exists() or (self.path / OVERRIDE).exists())
+        )
+
+    # -- meta and status
+
+    def meta(self) -> dict | None:
+        """`meta.json`; None when absent, `{"status": "corrupt"}` when unreadable or of the wrong shape."""
+        if not os.path.lexists(self.path / META):
+            return None
+        meta = _read_dict(self.path / META)
+        if meta is None or not isinstance(meta.get("status"), str):
+            return {"status": "corrupt"}
+        return meta
+
+    def status(self, meta: dict | None = None) -> str:
+        """`pending`, `corrupt`, the recorded status, or `stale` for a `running` run nobody holds."""
+        meta = self.meta() if meta is None else meta
+        if meta is None:
+            return "pending"
+        status = meta.get("status")
+        if status not in RECORDED:
+            return "corrupt"
+        if status == "running" and not self.is_locked():
+            return "stale"
+        return status
+
+    def is_locked(self) -> bool:
+        """Whether a live process holds the run's claim (unknown without POSIX locks: assume yes)."""
+        if _fcntl() is None:
+            return True
+        try:
+            fd = os.open(self.path / LOCK, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            return not _flock(fd, exclusive=False)
+        finally:
+            os.close(fd)
+
+    def write_meta(self, meta: dict) -> None:
+        files.write_json(self.path / META, {"format": FORMAT, **meta})
+
+    def settle(self, status: str, message: str) -> bool:
+        """Record the end of a run whose process died while `running`; whether it did.
+
+        The claim is taken first, so a run that another process picked up meanwhile is left alone.
+        """
+        claim = Claim(self)
+        if not claim.acquire(patience=1.0):
+            return False
+        try:
+            meta = self.meta()
+            if not meta or meta.get("status") != "running":
+                return False
+            meta.update(status=status, ended=now_iso(), error=message)
+            self.write_meta(meta)
+            return True
+        finally:
+            claim.release()
+
+    # -- config
+
+    def write_override(self, text: str) -> None:
+        files.write_text(self.path / OVERRIDE, text)
+
+    def write_config(self, merged: dict) -> None:
+        files.write_text(self.path / CONFIG, dump_yaml(merged))
+
+    def override_text(self) -> str:
+        return _read_text(self.path / OVERRIDE)
+
+    def config_text(self) -> str:
+        return _read_text(self.path / CONFIG)
+
+    def config(self) -> dict:
+        """The merged config the run saw; for a legacy folder its override; {} when unreadable."""
+        for name in (CONFIG, OVERRIDE):
+            path = self.path / name
+            if path.is_file():
+                try:
+                    return read_mapping(path)
+                except ConfigError:
+                    return {}
+        return {}
+
+    # -- metrics
+
+    def write_metrics(self, metrics: dict) -> None:
+        files.write_json(self.path / METRICS, metrics)
+
+    def open_history(self) -> int:
+        """A file descriptor to append `ctx.log` lines to, one `write` per line (see `append_line`)."""
+        return os.open(self.path / HISTORY, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+
+    def history(self) -> list[dict]:
+        """Every `ctx.log` call, oldest first."""
+        return read_jsonl(self.path / HISTORY)
+
+    def metrics(self) -> dict:
+        """The last value of every metric: `metrics.json`, else what `metrics.jsonl` has so far."""
+        metrics = _read_dict(self.path / METRICS)
+        if metrics:
+            return metrics
+        last: dict[str, Any] = {}
+        for entry in self.history():
+            last.update((k, v) for k, v in entry.items() if not k.startswith("_"))
+        return last
+
+    # -- summary: what listings read
+
+    def write_summary(self, meta: dict, merged: dict, metrics: dict) -> None:
+        """Written when the run ends, before its final status: a `done` run always has one."""
+        data = {
+            "format": FORMAT,
+            "status": meta["status"],
+            **{key: meta.get(key) for key in SUMMARY_META},
+            "config": flatten(merged),
+            "metrics": metrics,
+            "lb": self.latest_lb(),
+        }
+        files.write_json(self.path / SUMMARY, data)
+
+    def summary(self) -> dict | None:
+        """The summary when it has the right shape, else None (read the run the slow way)."""
+        return _summary_shape(_read_dict(self.path / SUMMARY))
+
+    # -- leaderboard
+
+    def append_lb(self, score: float, note: str | None) -> list[dict]:
+        """Append a leaderboard score under a lock, so concurrent callers all land; the history after.
+
+        `summary.json` gets the latest score under the same lock, so listings see it at once.
+        """
+        entry = json.dumps({"score": score, "note": note, "time": now_iso()}, ensure_ascii=False)
+        fd = os.open(self.path / LB, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            with _locked(fd):
+                os.write(fd, (entry + "\n").encode())
+                history = self.lb_history()
+                summary = self.summary()
+                if summary is not None:
+                    files.write_json(self.path / SUMMARY, {**summary, "lb": history[-1]["score"]})
+        finally:
+            os.close(fd)
+        return history
+
+    def lb_history(self) -> list[dict]:
+        """Every leaderboard score recorded for the run, oldest first."""
+        return [e for e in read_jsonl(self.path / LB) if _is_score(e)]
+
+    def latest_lb(self) -> float | None:
+        history = self.lb_history()
+        return history[-1]["score"] if history else None
+
+    # -- other files
+
+    def write_error(self, text: str) -> None:
+        files.write_text(self.path / ERROR, text)
+
+    def write_git_diff(self, diff: str) -> None:
+        files.write_text(self.path / GIT_DIFF, diff)
+
+    def artifact(self, name: str) -> Path:
+        """A path for any file the run saves; it must stay inside the run folder."""
+        root = self.path.resolve()
+        path = (self.path / name).resolve()
+        if not path.is_relative_to(root) or path == root:
+            raise InvalidNameError(f"artifact path {name!r} must stay inside the run folder")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def listed_files(self) -> list[tuple[str, int]]:
+        """The run's files (relative path, size), without kagexp's hidden ones."""
+        found = []
+        for path in sorted(self.path.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                found.append((path.relative_to(self.path).as_posix(), path.stat().st_size))
+        return found
+
+    # -- attempts
+
+    def archive_attempt(self) -> int:
+        """Move an earlier attempt's files into `attempts/N/`; return the number of this attempt."""
+        previous = [p for p in self.path.iterdir() if p.name not in (LOCK, ATTEMPTS)]
+        attempts_dir = self.path / ATTEMPTS
+        numbers = [int(p.name) for p in attempts_dir.iterdir() if p.name.isdigit()] if attempts_dir.is_dir() else []
+        number = max(numbers, default=0) + 1
+        if not previous:
+            return number
+        target = attempts_dir / str(number)
+        target.mkdir(parents=True)
+        for path in previous:
+            os.rename(path, target / path.name)
+        archived = RunFolder(target)
+        meta = archived.meta()
+        if meta and meta.get("status") == "running":  # it died: we hold its claim, so say so
+            archived.write_meta({**meta, "status": "stale"})
+        return number + 1
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def append_line(fd: int, entry: dict) -> None:
+    """One JSON line in one `write` call on an `O_APPEND` descriptor: concurrent lines never interleave."""
+    os.write(fd, (json.dumps(entry, default=str) + "\n").encode())
+
+
+def holder_of(meta: dict | None) -> str:
+    meta = meta or {}
+    return f"running in pid {meta.get('pid', '?')} on {meta.get('host', '?')}"
+
+
+class Claim:
+    """An exclusive claim on a run folder, held as long as this object is open."""
+
+    def __init__(self, folder: RunFolder) -> None:
+        self.folder = folder
+        self.fd: int | None = None
+
+    def acquire(self, patience: float = 0.2) -> bool:
+        """Try for a moment (a reader's probe holds the lock for microseconds), then give up."""
+        self.folder.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        deadline = time.monotonic() + patience
+        try:
+            while not _flock(fd, exclusive=True):
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.01)
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+# --- an experiment's output folder -----------------------------------------------------
+
+
+def run_folders(exp_out: Path) -> list[os.DirEntry]:
+    """The entries of an experiment's output folder that may be runs, in name order."""
+    with os.scandir(exp_out) as entries:
+        return sorted((e for e in entries if not e.name.startswith(".") and e.is_dir()), key=lambda e: e.name)
+
+
+def code_root(exp_out: Path) -> Path:
+    """Where an experiment's code snapshots live, one folder per code hash."""
+    return exp_out / CODE
+
+
+def code_dir(exp_out: Path, code_hash: str | None) -> Path | None:
+    """The snapshot of the code a run ran, when it is there."""
+    if not code_hash or not isinstance(code_hash, str) or "/" in code_hash or code_hash.startswith("."):
+        return None
+    path = exp_out / CODE / code_hash
+    return path if path.is_dir() else None
+
+
+INDEX_VERSION = 1
+
+
+def load_index(exp_out: Path) -> dict:
+    """The listing cache: folder name → [mtime_ns, row]; {} when missing, stale or of the wrong shape."""
+    data = _read_dict(exp_out / INDEX)
+    if data is None or data.get("version") != INDEX_VERSION or not isinstance(data.get("runs"), dict):
+        return {}
+    runs = data["runs"]
+    valid = all(
+        isinstance(v, list) and len(v) == 2 and isinstance(v[0], int) and _row_shape(v[1]) for v in runs.values()
+    )
+    return runs if valid else {}
+
+
+def _row_shape(row: Any) -> bool:
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("status"), str)
+        and all(isinstance(row.get(k), dict) for k in ("meta", "config", "metrics"))
+    )
+
+
+def save_index(exp_out: Path, runs: dict) -> None:
+    """Best effort: a read-only output folder still lists, only slower."""
+    try:
+        files.write_json(exp_out / INDEX, {"version": INDEX_VERSION, "runs": runs})
+    except OSError:
+        pass

@@ -1,0 +1,64 @@
+"""The one table renderer: `ls`, `runs`, `show --list` and reports print through here.
+
+`table` is aligned plain text (stable for pipes, grep and tests), or a rich table on a terminal
+with colors; `csv`, `json` (a list of objects) and `md` are for other tools. rich is imported
+only for a terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from kagexp.errors import KagexpError
+
+FORMATS = ("table", "csv", "json", "md")
+
+
+def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
+    """The table as `table` (aligned text), `csv`, `json` (a list of objects) or `md`."""
+    if fmt == "json":
+        # one object per line: readable, and the fast C encoder (indent= would use the slow one)
+        objects = (json.dumps(dict(zip(columns, row)), ensure_ascii=False, default=str) for row in rows)
+        return "[\n" + ",\n".join(objects) + "\n]" if rows else "[]"
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([["" if v is None else cell(v) for v in row] for row in rows])
+        return buffer.getvalue().rstrip("\n")
+    cells = [columns, *[[cell(v) for v in row] for row in rows]]
+    if fmt == "md":
+        lines = ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        lines.insert(1, "|" + "|".join("---" for _ in columns) + "|")
+        return "\n".join(lines)
+    if fmt == "table":
+        widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+        return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
+    raise KagexpError(f"unknown format {fmt!r}; use table, csv, json or md")
+
+
+def cell(value: Any) -> str:
+    """How a value reads in a table: YAML spelling for booleans, 6 significant digits for floats."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def rich_table(columns: list[str], rows: list[list[Any]]) -> None:
+    """Print a table with rich, for a terminal."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, box=None, header_style="bold")
+    for row in rows:
+        table.add_row(*(cell(value) for value in row))
+    Console().print(table)
