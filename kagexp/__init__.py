@@ -18,9 +18,22 @@ _PUBLIC = {
     "KagexpError": "kagexp.errors",
     "load_runs": "kagexp.frames",
     "load_history": "kagexp.frames",
+    "grid": "kagexp.sweeps",
+    "zipped": "kagexp.sweeps",
 }
 
-__all__ = ["Config", "Experiment", "KagexpError", "RunContext", "load_history", "load_runs", "main", "__version__"]
+__all__ = [
+    "Config",
+    "Experiment",
+    "KagexpError",
+    "RunContext",
+    "grid",
+    "load_history",
+    "load_runs",
+    "main",
+    "zipped",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from kagexp.config import Config
@@ -29,6 +42,7 @@ if TYPE_CHECKING:
     from kagexp.frames import load_history, load_runs
     from kagexp.run import RunContext
     from kagexp.script import main
+    from kagexp.sweeps import grid, zipped
 
 
 def __getattr__(name: str) -> Any:

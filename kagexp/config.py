@@ -345,12 +345,17 @@ def flatten(data: dict, prefix: str = "", keep_branches: bool = False) -> dict[s
 
 
 def unflatten(flat: dict[str, Any]) -> dict:
+    """Dotted keys as nested mappings: the inverse of `flatten`; `a` and `a.b` together are an error."""
     out: dict = {}
     for dotted, value in flat.items():
         *parents, leaf = dotted.split(".")
         node = out
-        for part in parents:
+        for depth, part in enumerate(parents, start=1):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"`{dotted}` goes inside `{'.'.join(parents[:depth])}`, which has a value")
+        if isinstance(node.get(leaf), dict):
+            raise ConfigError(f"`{dotted}` has a value and keys inside it")
         node[leaf] = value
     return out
 
