@@ -32,6 +32,10 @@ class UsageError(KagexpError, ValueError):
     """A flag or argument that is wrong or does not fit with another."""
 
 
+class MetricError(KagexpError, ValueError):
+    """A metric given to `ctx.log` that cannot be recorded; raised inside the run, which fails."""
+
+
 class InvalidNameError(KagexpError, ValueError):
     """An experiment, run or file name that is malformed or would leave the project."""
 

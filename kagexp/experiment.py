@@ -22,8 +22,8 @@ from kagexp import config
 from kagexp.errors import ConfigError, InvalidNameError, NotFoundError, RunStateError, UsageError
 from kagexp.project import Project, check_name, load_project, run_name, unknown
 from kagexp.provenance import Provenance
-from kagexp.run import RunFunction, RunResult, RunSpec
-from kagexp.runfolder import RunFolder, holder_of, require_locks
+from kagexp.run import RunFunction, RunResult, RunSpec, on_interrupt
+from kagexp.runfolder import RunFolder, check_code_dir, holder_of, require_locks
 
 if TYPE_CHECKING:
     from kagexp.launchers import Launcher, LaunchOptions, Reporter
@@ -130,6 +130,8 @@ class Experiment:
                 raise RunStateError(
                     f"{self.relative(spec.out_dir)}: not a folder; move it away so that {spec.name} can run"
                 )
+            spec.folder.check_layout()
+        check_code_dir(self.out_dir, self.provenance.code_hash)
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             probe = self.out_dir / f".write-test-{os.getpid()}"
@@ -310,7 +312,7 @@ class Experiment:
             self.prepare_output(todo)
         if reporter:
             reporter.planned(plans, parallel=chosen.parallel)
-        with _sigterm_as_interrupt():
+        with _interruptible():
             results = chosen.launch(
                 fn=fn, specs=todo, provenance=self.provenance, reporter=reporter, fail_fast=fail_fast, capture=capture
             )
@@ -329,20 +331,18 @@ def _in_plan_order(plans: list[Planned], results: list[RunResult]) -> list[RunRe
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a scheduler's preemption, `kill`) ends the runs as `interrupted`, like Ctrl-C."""
+def _interruptible() -> Iterator[None]:
+    """Ctrl-C and SIGTERM (a scheduler's preemption, `kill`) end the runs as `interrupted`, and are
+    counted (`run.on_interrupt`), so a run that catches the KeyboardInterrupt cannot hide one."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {signum: signal.signal(signum, on_interrupt) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run_script(exp: str, args: list[str], cwd: Path | None = None) -> int:

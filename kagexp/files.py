@@ -30,7 +30,7 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    write_bytes(path, text.encode("utf-8"))
+    write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def dumps(obj: Any) -> str:

@@ -37,11 +37,12 @@ class GitState:
     dirty: bool
     untracked: list[str] = field(default_factory=list)
     diff: str = ""
+    changed: list[str] = field(default_factory=list)
 
     def summary(self) -> dict:
-        """What goes into `meta.json` (the diff itself goes into `git.diff`)."""
+        """What a run records of the repository (the diff itself is stored once, beside the runs)."""
         data = asdict(self)
-        del data["diff"]
+        del data["diff"], data["changed"]
         return data
 
 
@@ -61,10 +62,12 @@ def git_state(root: Path, exp_dir: Path) -> GitState | None:
     branch = (_git(root, "symbolic-ref", "--short", "-q", "HEAD") or "").strip() or None
     dirty = bool((_git(root, "status", "--porcelain", "--untracked-files=no") or "").strip())
     untracked = (_git(root, "ls-files", "--others", "--exclude-standard", "--", str(exp_dir)) or "").split()
-    diff = ""
+    diff, changed = "", []
     if dirty:
-        diff = _git(root, "diff", "HEAD", "--binary") if commit else _git(root, "diff", "--cached", "--binary")
-    return GitState(commit, branch, dirty, untracked, diff or "")
+        against = ["HEAD"] if commit else ["--cached"]
+        diff = _git(root, "diff", *against, "--binary") or ""
+        changed = (_git(root, "diff", *against, "--name-only") or "").splitlines()
+    return GitState(commit, branch, dirty, untracked, diff, changed)
 
 
 @cache

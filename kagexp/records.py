@@ -82,7 +82,9 @@ def read_record(exp: str, run_dir: Path) -> RunRecord:
     """The slow path, with the full meta; legacy folders (only the override) are `unknown`."""
     folder = RunFolder(run_dir)
     meta = folder.meta()
-    status = folder.status(meta) if meta is not None else "unknown"
+    status = folder.status(meta)
+    if meta is None and status != "running":  # a legacy folder: only its override
+        status = "unknown"
     record = RunRecord(exp, run_dir.name, status, str(run_dir), meta=meta or {})
     record.config = config.flatten(folder.config())
     record.metrics = folder.metrics()

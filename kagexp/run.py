@@ -9,6 +9,7 @@ import csv
 import io
 import math
 import os
+import select
 import sys
 import threading
 import time
@@ -21,9 +22,9 @@ from typing import Any
 
 from kagexp import files
 from kagexp.config import Config
-from kagexp.errors import InvalidNameError, RunStateError
+from kagexp.errors import InvalidNameError, MetricError, RunStateError
 from kagexp.provenance import Provenance, seed_everything
-from kagexp.runfolder import Claim, RunFolder, append_line, code_root, holder_of, now_iso
+from kagexp.runfolder import Claim, RunFolder, append_line, code_root, holder_of, now_iso, store_git_diff
 
 METRICS_FLUSH_SECONDS = 2.0
 
@@ -67,31 +68,61 @@ class RunResult:
 
 
 class _Tee:
-    """Copies everything written to one file descriptor to the terminal and to the log."""
+    """Copies everything written to one file descriptor to the terminal and to the log.
+
+    The copying thread owns its descriptors and closes them when the pipe ends, so a child process
+    the run left behind (a data-loader worker, a server) may keep writing after the run ended:
+    its output still reaches the log and the terminal, and the run does not wait for it.
+    """
+
+    POLL_SECONDS = 0.05
 
     def __init__(self, fd: int, log_fd: int) -> None:
-        self.fd, self.log_fd = fd, log_fd
+        self.fd = fd
         self.saved = os.dup(fd)
         read_end, write_end = os.pipe()
         os.dup2(write_end, fd)
         os.close(write_end)
-        self.thread = threading.Thread(target=self._pump, args=(read_end,), daemon=True)
+        self.asked = 0  # stop requests so far
+        self.drained = 0  # the last request after which the pipe was seen empty
+        pump = (read_end, os.dup(log_fd), os.dup(self.saved))
+        self.thread = threading.Thread(target=self._pump, args=pump, daemon=True)
         self.thread.start()
 
-    def _pump(self, read_end: int) -> None:
-        while chunk := os.read(read_end, 65536):
-            os.write(self.log_fd, chunk)
-            try:
-                os.write(self.saved, chunk)
-            except OSError:
-                pass
-        os.close(read_end)
+    def _pump(self, read_end: int, log_fd: int, terminal: int) -> None:
+        try:
+            while True:
+                asked = self.asked
+                ready, _, _ = select.select([read_end], [], [], self.POLL_SECONDS)
+                if not ready:
+                    self.drained = asked  # a whole wait begun after that request saw nothing
+                    continue
+                chunk = os.read(read_end, 65536)
+                if not chunk:
+                    break
+                _write_all(log_fd, chunk)
+                _write_all(terminal, chunk)
+        finally:
+            for fd in (read_end, log_fd, terminal):
+                os.close(fd)
 
-    def stop(self) -> None:
+    def stop(self, patience: float = 2.0) -> None:
+        """Give the terminal back, then wait until everything written so far is copied."""
         os.dup2(self.saved, self.fd)
-        self.thread.join(timeout=5)
-        if not self.thread.is_alive():  # else a child process still holds the pipe: leave it the terminal
-            os.close(self.saved)
+        os.close(self.saved)
+        self.asked += 1
+        deadline = time.monotonic() + patience
+        while self.thread.is_alive() and self.drained < self.asked and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Best effort: a full disk or a closed terminal must not stop the copying."""
+    try:
+        while data:
+            data = data[os.write(fd, data) :]
+    except OSError:
+        pass
 
 
 class OutputCapture:
@@ -146,9 +177,7 @@ class RunContext:
 
     def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
         """Record metrics: every call goes to `metrics.jsonl`, the last values to `metrics.json`."""
-        if not isinstance(metrics, dict):
-            raise TypeError(f"ctx.log takes a dict of metrics, not {type(metrics).__name__}")
-        values = {str(key): _plain(value) for key, value in metrics.items()}
+        values = metric_values(metrics)
         self.metrics.update(values)
         append_line(self._history_fd, {"_step": step, "_time": round(time.time(), 3), **values})
         if self.tracker is not None:
@@ -183,16 +212,49 @@ class RunContext:
         self.write_metrics()
 
 
-def _plain(value: Any) -> Any:
-    """numpy and torch scalars become Python numbers; NaN and infinities become null (JSON has none)."""
-    if hasattr(value, "item") and callable(value.item):
+def metric_values(metrics: Any) -> dict[str, Any]:
+    """`ctx.log`'s argument as plain JSON values, checked before anything is recorded: a value that
+    cannot be written is an error naming its key, raised in the run (which then fails like any)."""
+    if not isinstance(metrics, dict):
+        raise MetricError(f"ctx.log takes a dict of metrics, not {type(metrics).__name__}")
+    values = {}
+    for key, value in metrics.items():
+        if not isinstance(key, str):
+            raise MetricError(f"ctx.log: metric names are strings, not {type(key).__name__} {key!r:.60}")
+        values[key] = _plain(value, key, set())
+    return values
+
+
+def _plain(value: Any, where: str, seen: set[int]) -> Any:
+    """numpy and torch scalars become Python numbers; NaN and infinities become null (JSON has
+    none), nested too; mappings need string keys; anything else is written as its text."""
+    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (dict, list, tuple)):
         try:
             value = value.item()
         except (TypeError, ValueError):
-            return value
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+            pass
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int):
+        if value.bit_length() > 1000:
+            raise MetricError(f"ctx.log: metric `{where}` is an integer too large to record (over 300 digits)")
+        return value
+    if isinstance(value, (dict, list, tuple)):
+        if id(value) in seen:
+            raise MetricError(f"ctx.log: metric `{where}` contains itself")
+        seen = seen | {id(value)}
+        if isinstance(value, dict):
+            bad = next((k for k in value if not isinstance(k, str)), None)
+            if bad is not None:
+                raise MetricError(f"ctx.log: metric `{where}` has a key that is not a string: {bad!r:.60}")
+            return {k: _plain(v, f"{where}.{k}", seen) for k, v in value.items()}
+        return [_plain(v, f"{where}[{i}]", seen) for i, v in enumerate(value)]
+    try:
+        return str(value)
+    except Exception as exc:
+        raise MetricError(f"ctx.log: metric `{where}` cannot be written ({type(exc).__name__}: {exc})") from None
 
 
 def _rows_to_csv(rows: list) -> str:
@@ -207,6 +269,22 @@ def _rows_to_csv(rows: list) -> str:
 
 
 # --- executing one run ------------------------------------------------------------------
+
+_interrupts = 0
+
+
+def interrupts() -> int:
+    """How many times SIGINT or SIGTERM arrived while `on_interrupt` was their handler."""
+    return _interrupts
+
+
+def on_interrupt(signum: int, frame: object) -> None:
+    """The SIGINT/SIGTERM handler while runs run: counted before it raises KeyboardInterrupt, so a
+    run that catches the KeyboardInterrupt still ends `interrupted` and no further run starts."""
+    global _interrupts
+    _interrupts += 1
+    raise KeyboardInterrupt
+
 
 RunFunction = Callable[[Config, RunContext], Any]
 
@@ -247,9 +325,13 @@ def _skip_reason(spec: RunSpec) -> str:
 
 def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bool) -> RunResult:
     folder = spec.folder
-    attempt = folder.archive_attempt()
-    meta = _start(spec, provenance, attempt)
-    ctx = RunContext(spec, attempt)
+    try:
+        attempt = folder.archive_attempt()
+        meta = _start(spec, provenance, attempt)
+        ctx = RunContext(spec, attempt)
+    except OSError as exc:  # a full or read-only disk: the run cannot even start
+        return _could_not_start(spec, exc)
+    seen = interrupts()
     started = time.monotonic()
     status, message = "done", ""
     try:
@@ -260,16 +342,57 @@ def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bo
         status = "interrupted"
     except BaseException as exc:  # a failing run (even sys.exit) is recorded; the next run still runs
         status, message = "failed", f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-        folder.write_error(traceback.format_exc())
+        _best_effort(folder.write_error, traceback.format_exc())
     finally:
+        if interrupts() != seen:  # Ctrl-C arrived, even if the run caught it (PyTorch Lightning does)
+            status = "interrupted"
         duration = time.monotonic() - started
-        ctx.close()
-        _finish_tracker(ctx, meta, status)
-        _finish(meta, status, duration, message)
-        # the summary first: a run reads `done` in meta.json only when its summary is there too
-        folder.write_summary(meta, spec.config, ctx.metrics)
-        folder.write_meta(meta)
+        status, message = _record_end(spec, ctx, meta, status, message, duration)
     return RunResult(spec.name, status, duration, dict(ctx.metrics), message)
+
+
+def _record_end(
+    spec: RunSpec, ctx: RunContext, meta: dict, status: str, message: str, duration: float
+) -> tuple[str, str]:
+    """Close the context and record how the run ended. A file that cannot be written (a full disk)
+    turns a done run failed, with the reason recorded wherever something can still be written."""
+    try:
+        ctx.close()
+    except OSError as exc:
+        status, message = _worse(status, message, exc)
+    _finish_tracker(ctx, meta, status)
+    _finish(meta, status, duration, message)
+    try:  # the summary first: a run reads `done` in its meta only when its summary is there too
+        spec.folder.write_summary(meta, spec.config, ctx.metrics)
+    except OSError as exc:
+        status, message = _worse(status, message, exc)
+        _finish(meta, status, duration, message)
+    _best_effort(spec.folder.write_meta, meta)
+    return status, message
+
+
+def _worse(status: str, message: str, exc: OSError) -> tuple[str, str]:
+    if status == "done":
+        return "failed", f"cannot record its results: {_os_reason(exc)}"
+    return status, message
+
+
+def _os_reason(exc: OSError) -> str:
+    return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc.strerror or exc)
+
+
+def _best_effort(write: Callable[[Any], None], value: Any) -> bool:
+    try:
+        write(value)
+        return True
+    except OSError:
+        return False
+
+
+def _could_not_start(spec: RunSpec, exc: OSError) -> RunResult:
+    message = f"cannot write its run folder: {_os_reason(exc)}"
+    _best_effort(spec.folder.write_meta, {"exp": spec.exp, "run": spec.name, "status": "failed", "error": message})
+    return RunResult(spec.name, "failed", message=message)
 
 
 def _start_tracker(ctx: RunContext, spec: RunSpec, meta: dict) -> None:
@@ -305,13 +428,8 @@ def _call(fn: RunFunction, ctx: RunContext, seed: int) -> None:
 
 
 def _start(spec: RunSpec, provenance: Provenance, attempt: int) -> dict:
+    """Record the run as `running` first (a listing never sees it half-made), then what it runs."""
     folder = spec.folder
-    folder.write_override(spec.override_text)
-    folder.write_config(spec.config)
-    git = provenance.git
-    if git and git.dirty:
-        folder.write_git_diff(git.diff)
-    provenance.snapshot(code_root(spec.out_dir.parent))
     meta = {
         "exp": spec.exp,
         "run": spec.name,
@@ -324,6 +442,15 @@ def _start(spec: RunSpec, provenance: Provenance, attempt: int) -> dict:
         "override_hash": spec.override_hash,
         **provenance.environment,
     }
+    folder.write_meta(meta)
+    folder.write_override(spec.override_text)
+    folder.write_config(spec.config)
+    git = provenance.git
+    if git and git.dirty:
+        meta["git"] = {**meta["git"], **store_git_diff(spec.out_dir.parent, git.diff)}
+        if meta["git"]["diff"] is None:
+            meta["git"]["changed"] = git.changed
+    provenance.snapshot(code_root(spec.out_dir.parent))
     folder.write_meta(meta)
     return meta
 

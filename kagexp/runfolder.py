@@ -4,10 +4,11 @@ writes them, claims a folder, and keeps its status lifecycle and earlier attempt
 ```
 data/output/exp/exp001/            # an experiment's output folder
 ├── .code/<hash>/                  # one snapshot of the experiment's code per distinct content
+├── .diffs/<hash>.diff             # the uncommitted changes runs ran with, once per distinct content
 ├── .index.json                    # the listing cache of finished runs (safe to delete)
 └── run002/
     ├── config_update.yml  config.yml  meta.json  summary.json  metrics.json  metrics.jsonl
-    ├── log.txt  error.txt  git.diff  lb.jsonl  submission.csv …
+    ├── log.txt  error.txt  lb.jsonl  submission.csv …
     ├── attempts/N/                # earlier attempts, moved here whole
     └── .lock                      # the claim: an exclusive flock held while the run runs
 ```
@@ -26,8 +27,10 @@ need POSIX (`fcntl`); without it the read-only commands work and running says so
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,12 +54,14 @@ HISTORY = "metrics.jsonl"
 LB = "lb.jsonl"
 LOG = "log.txt"
 ERROR = "error.txt"
-GIT_DIFF = "git.diff"
+DIFFS = ".diffs"
+GIT_DIFF_CAP = 10 * 2**20  # a larger diff (a dirty binary) is not stored; its file names are
 ATTEMPTS = "attempts"
 LOCK = ".lock"
 CODE = ".code"
 INDEX = ".index.json"
 
+_HEX = re.compile(r"[0-9a-f]{8,64}")
 FINISHED = ("done", "failed", "interrupted")
 RECORDED = ("running", "stale", *FINISHED)
 # what `summary.json` keeps of `meta.json`, besides the status
@@ -185,12 +190,23 @@ class RunFolder:
         return self.path / ERROR
 
     def is_run(self) -> bool:
-        """Whether the folder holds a run (`meta.json`, or only `config_update.yml` for legacy folders)."""
-        return (
-            not self.name.startswith(".")
-            and self.path.is_dir()
-            and ((self.path / META).exists() or (self.path / OVERRIDE).exists())
-        )
+        """Whether the folder holds a run: its meta, a live claim, or (legacy folders) only its override."""
+        if self.name.startswith(".") or not self.path.is_dir():
+            return False
+        if (self.path / META).exists() or (self.path / OVERRIDE).exists():
+            return True
+        return self._claimed()
+
+    def _claimed(self) -> bool:
+        """Claimed by a live process (known only with POSIX locks)."""
+        return _fcntl() is not None and (self.path / LOCK).exists() and self.is_locked()
+
+    def check_layout(self) -> None:
+        """Before a run starts: kagexp's own names in the folder must be what kagexp makes of them."""
+        for name, kind, is_kind in ((ATTEMPTS, "folder", os.path.isdir), (LOCK, "file", os.path.isfile)):
+            path = self.path / name
+            if os.path.lexists(path) and (os.path.islink(path) or not is_kind(path)):
+                raise RunStateError(f"{_shown(path)}: must be a {kind} (kagexp keeps its {name} there); move it away")
 
     # -- meta and status
 
@@ -204,10 +220,11 @@ class RunFolder:
         return meta
 
     def status(self, meta: dict | None = None) -> str:
-        """`pending`, `corrupt`, the recorded status, or `stale` for a `running` run nobody holds."""
+        """`pending`, `corrupt`, the recorded status, or `stale` for a `running` run nobody holds;
+        a folder claimed a moment ago, before its meta is written, is `running` already."""
         meta = self.meta() if meta is None else meta
         if meta is None:
-            return "pending"
+            return "running" if self._claimed() else "pending"
         status = meta.get("status")
         if status not in RECORDED:
             return "corrupt"
@@ -323,7 +340,10 @@ class RunFolder:
         `summary.json` gets the latest score under the same lock, so listings see it at once.
         """
         entry = json.dumps({"score": score, "note": note, "time": now_iso()}, ensure_ascii=False)
-        fd = os.open(self.path / LB, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        try:
+            fd = os.open(self.path / LB, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        except OSError as exc:
+            raise RunStateError(f"{self.path / LB}: cannot record the score: {exc.strerror or exc}") from None
         try:
             with _locked(fd):
                 os.write(fd, (entry + "\n").encode())
@@ -347,9 +367,6 @@ class RunFolder:
 
     def write_error(self, text: str) -> None:
         files.write_text(self.path / ERROR, text)
-
-    def write_git_diff(self, diff: str) -> None:
-        files.write_text(self.path / GIT_DIFF, diff)
 
     def artifact(self, name: str) -> Path:
         """A path for any file the run saves; it must stay inside the run folder."""
@@ -389,6 +406,14 @@ class RunFolder:
         return number + 1
 
 
+def _shown(path: Path) -> str:
+    """A path as the user will look for it: relative to where they are, when it is below."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
@@ -415,8 +440,11 @@ class Claim:
 
     def acquire(self, patience: float = 0.2) -> bool:
         """Try for a moment (a reader's probe holds the lock for microseconds), then give up."""
-        self.folder.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.folder.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self.folder.path.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.folder.path / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RunStateError(f"{self.folder.path}: cannot claim the run folder: {exc.strerror or exc}") from None
         deadline = time.monotonic() + patience
         try:
             while not _flock(fd, exclusive=True):
@@ -450,12 +478,40 @@ def code_root(exp_out: Path) -> Path:
     return exp_out / CODE
 
 
-def code_dir(exp_out: Path, code_hash: str | None) -> Path | None:
-    """The snapshot of the code a run ran, when it is there."""
-    if not code_hash or not isinstance(code_hash, str) or "/" in code_hash or code_hash.startswith("."):
+def code_dir(exp_out: Path, code_hash: Any) -> Path | None:
+    """The snapshot of the code a run ran, when it is there; a hash that is not hex names nothing."""
+    if not isinstance(code_hash, str) or not _HEX.fullmatch(code_hash):
         return None
     path = exp_out / CODE / code_hash
-    return path if path.is_dir() else None
+    return path if path.is_dir() and not path.is_symlink() else None
+
+
+_stored_diffs: dict[tuple[Path, str], str] = {}
+
+
+def store_git_diff(exp_out: Path, diff: str, cap: int = GIT_DIFF_CAP) -> dict[str, Any]:
+    """Keep the uncommitted changes once per distinct content (runs of one process share one file);
+    what goes into the run's `git` record: `diff`, the file relative to `exp_out`, or a note."""
+    size = len(diff.encode("utf-8", "surrogateescape"))
+    if size > cap:
+        return {"diff": None, "diff_note": f"not stored: {size / 2**20:.1f} MB, over the {cap / 2**20:.0f} MB cap"}
+    key = (exp_out, diff)  # a str caches its hash: asking again costs nothing
+    if key not in _stored_diffs:
+        name = hashlib.sha256(diff.encode("utf-8", "surrogateescape")).hexdigest()[:16] + ".diff"
+        path = exp_out / DIFFS / name
+        if not path.is_file():
+            path.parent.mkdir(exist_ok=True)
+            files.write_text(path, diff)
+        _stored_diffs[key] = f"{DIFFS}/{name}"
+    return {"diff": _stored_diffs[key]}
+
+
+def check_code_dir(exp_out: Path, code_hash: str) -> None:
+    """Before runs start: where their snapshot goes must be a folder, or nothing yet."""
+    path = exp_out / CODE / code_hash
+    for where in (exp_out / CODE, path):
+        if os.path.lexists(where) and (where.is_symlink() or not where.is_dir()):
+            raise RunStateError(f"{_shown(where)}: must be a folder (kagexp keeps code snapshots there); move it away")
 
 
 INDEX_VERSION = 1

@@ -59,7 +59,7 @@ def _provenance_lines(meta: dict) -> list[str]:
     git = meta.get("git") or {}
     git_line = (
         f"git: {git.get('commit') or 'no commit'} on {git.get('branch') or 'detached'}"
-        + (", dirty (see git.diff)" if git.get("dirty") else ", clean")
+        + (f", dirty ({_diff_note(git)})" if git.get("dirty") else ", clean")
         if git
         else "git: not a repository"
     )
@@ -74,3 +74,10 @@ def _provenance_lines(meta: dict) -> list[str]:
         f"  command: {command}",
         f"  packages: {len(meta.get('packages') or {})} recorded in {runfolder.META}",
     ]
+
+
+def _diff_note(git: dict) -> str:
+    """Where the uncommitted changes the run ran with are kept, or why they are not."""
+    if git.get("diff"):
+        return f"its changes in {git['diff']}"
+    return git.get("diff_note") or "changes not recorded"

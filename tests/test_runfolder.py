@@ -26,7 +26,7 @@ def kagexp_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_only_runfolder_spells_the_run_folder_file_names():
     names = ("meta.json", "summary.json", "metrics.json", "metrics.jsonl", "config_update.yml", "lb.jsonl")
-    names += ("error.txt", "log.txt", "git.diff", ".index.json", ".code", "attempts", ".lock")
+    names += ("error.txt", "log.txt", ".diffs", ".index.json", ".code", "attempts", ".lock")
     spelled: dict[str, list[str]] = {}
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
@@ -190,7 +190,8 @@ def test_archived_running_attempt_reads_stale(tmp_path):
 
 
 def test_code_dir_refuses_hashes_that_leave_the_folder(tmp_path):
-    (tmp_path / ".code" / "abc").mkdir(parents=True)
-    assert runfolder.code_dir(tmp_path, "abc") == tmp_path / ".code" / "abc"
-    for bad in ("../..", "..", "a/b", None, 3, "missing"):
-        assert runfolder.code_dir(tmp_path, bad) is None
+    (tmp_path / ".code" / "0123abcd89ef0123").mkdir(parents=True)
+    (tmp_path / "secret").mkdir()
+    assert runfolder.code_dir(tmp_path, "0123abcd89ef0123") == tmp_path / ".code" / "0123abcd89ef0123"
+    for bad in ("../secret", "../../../../secret", "..", "a/b", None, 3, ["x"], "0123ABCD89EF0123", "fffffffff"):
+        assert runfolder.code_dir(tmp_path, bad) is None, bad

@@ -341,14 +341,18 @@ def test_dirty_git_repo_saves_the_diff(tmp_path):
     assert run_exp(root, "--only", "1").returncode == 0
     clean = meta(root, "run001")["git"]
     assert clean["commit"] == commit and clean["branch"] == "main" and clean["dirty"] is False
-    assert not (out_dir(root) / "run001" / "git.diff").exists()
+    assert "diff" not in clean and not (out_dir(root) / ".diffs").exists()
     (root / "exp/exp001/model.py").write_text("DEPTH = 42\n")
     (root / "exp/exp001/notes.py").write_text("new = 1\n")
     assert run_exp(root, "--only", "2").returncode == 0
     dirty = meta(root, "run002")["git"]
     assert dirty["dirty"] is True and dirty["untracked"] == ["exp/exp001/notes.py"]
-    diff = (out_dir(root) / "run002" / "git.diff").read_text()
+    assert dirty["diff"].startswith(".diffs/") and dirty["diff"].endswith(".diff")
+    diff = (out_dir(root) / dirty["diff"]).read_text()
     assert "-DEPTH = 1" in diff and "+DEPTH = 42" in diff
+    assert run_exp(root, "--only", "3").returncode == 0
+    assert meta(root, "run003")["git"]["diff"] == dirty["diff"], "the same changes are stored once"
+    assert len(list((out_dir(root) / ".diffs").iterdir())) == 1
 
 
 def test_seed_is_applied_before_the_run(tmp_path):
@@ -397,7 +401,9 @@ except kagexp.KagexpError as exc:
 
 
 def test_c_level_output_is_captured(tmp_path):
-    body = 'os.write(1, b"raw stdout\\n")\nos.system("echo from a child")\nprint("to stderr", file=sys.stderr)\n'
+    # one write per line: stderr is unbuffered, so print() would write the text and its newline apart,
+    # and another pipe's line may land between them in log.txt
+    body = 'os.write(1, b"raw stdout\\n")\nos.system("echo from a child")\nsys.stderr.write("to stderr\\n")\n'
     root = make_project(tmp_path, runs=[""], body=body)
     done = run_exp(root)
     log = (out_dir(root) / "run001" / "log.txt").read_text()

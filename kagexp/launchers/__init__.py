@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from kagexp.errors import UsageError
 from kagexp.provenance import Provenance
-from kagexp.run import RunFunction, RunResult, RunSpec
+from kagexp.run import RunFunction, RunResult, RunSpec, on_interrupt
 
 LAUNCHERS = ("inline", "processes", "slurm")
 
@@ -121,7 +121,7 @@ def interrupt_once() -> None:
     def handler(signum: int, frame: object) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise KeyboardInterrupt
+        on_interrupt(signum, frame)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

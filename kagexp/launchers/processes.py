@@ -32,7 +32,7 @@ from multiprocessing.connection import Connection, wait
 from kagexp.errors import UsageError
 from kagexp.launchers import Reporter, execute_in_worker, interrupt_once, lost, with_environment
 from kagexp.provenance import Provenance, seed_everything
-from kagexp.run import RunFunction, RunResult, RunSpec, flush_std
+from kagexp.run import RunFunction, RunResult, RunSpec, flush_std, interrupts
 
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long runs get to record their end before they are killed
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -123,7 +123,10 @@ class _Pool:
         self.free_gpus = list(self.launcher.gpus)  # a GPU comes back when its run's process has exited
 
     def run(self, queue: list[RunSpec], fail_fast: bool) -> None:
+        seen = interrupts()
         while queue or self.running:
+            if queue and (interrupts() != seen or any(r.status == "interrupted" for r in self.results)):
+                raise KeyboardInterrupt  # Ctrl-C reached a run, even one that caught it: start no more
             while queue and len(self.running) < self.launcher.jobs:
                 with _deferred_interrupts():  # a started process is always in `running`
                     self.running.append(self.start(queue.pop(0)))
