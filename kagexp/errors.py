@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 a run failed, 2 a user error (one line per problem, no trace
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import traceback
@@ -77,3 +78,15 @@ def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT:
+            raise  # anything else is a bug: its traceback is wanted
+        if debug:
+            traceback.print_exc()
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"kagexp: error: {where}{exc.strerror}", file=sys.stderr, flush=True)
+        return EXIT_USAGE
+
+
+# What the machine refuses (a full or read-only disk, permissions): the user's to fix, not a bug.
+_ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENAMETOOLONG}
