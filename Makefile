@@ -1,5 +1,14 @@
 # `make demo` and `make test` work on a fresh clone: they create .venv when it is missing.
-PYTHON ?= python3
+# As root, the tests run what depends on file permissions as `nobody`, with the venv's python
+# (tests/helpers.py): so the venv is made from the first python3 on the PATH that `nobody` can run
+# (a pyenv under /root is out of its reach). PYTHON=... chooses another.
+ifeq ($(origin PYTHON),undefined)
+  ifeq ($(shell id -u),0)
+    PYTHON := $(or $(shell setpriv --reuid=nobody --regid=$$(id -g nobody) --clear-groups sh -c 'command -v python3' 2>/dev/null),python3)
+  else
+    PYTHON := python3
+  endif
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

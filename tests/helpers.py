@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import subprocess
 import sys
 import textwrap
@@ -124,6 +125,49 @@ def executions(root: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def snapshot_tree(root: Path) -> dict[str, bytes]:
-    """Every file under `root` with its bytes, to prove that a command changed nothing."""
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+def snapshot_tree(root: Path) -> dict[str, bytes | str]:
+    """Every file under `root` with its bytes, to prove that a command changed nothing; a file this
+    user cannot read is recorded by its mode instead (a str, so never equal to any content)."""
+    return {p.relative_to(root).as_posix(): _content(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _content(path: Path) -> bytes | str:
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        return f"unreadable, mode {path.stat().st_mode & 0o7777:o}"
+
+
+# --- running a command as an unprivileged user ------------------------------------------------
+#
+# Root reads and writes through file permissions, so a test of what kagexp does with a file it
+# cannot read or a folder it cannot write runs that command as an unprivileged user: as root, as
+# `nobody` under setpriv; as anyone else, as themselves. `nobody` must be able to run this
+# interpreter (`make test` makes the venv from a python3 that it can run) and to reach the files:
+# `hand_over` gives it the test's folder.
+
+IS_ROOT = os.geteuid() == 0
+UNPRIVILEGED = "nobody"
+
+
+def unprivileged(argv: list[str]) -> list[str]:
+    """`argv` as a command that runs without root's privileges."""
+    if not IS_ROOT:
+        return list(argv)
+    user = pwd.getpwnam(UNPRIVILEGED)
+    return ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *argv]
+
+
+def hand_over(folder: Path) -> None:
+    """As root, make `folder` and everything under it `nobody`'s, as if it had made them; its modes
+    stay (a folder made read-only stays read-only). Nothing to do for a normal user, who owns it."""
+    if not IS_ROOT:
+        return
+    user = pwd.getpwnam(UNPRIVILEGED)
+    for path in [folder, *folder.rglob("*")]:
+        os.lchown(path, user.pw_uid, user.pw_gid)
+    check = subprocess.run(unprivileged([sys.executable, "-c", "pass"]), capture_output=True, text=True)
+    assert check.returncode == 0, (
+        f"{UNPRIVILEGED} cannot run {sys.executable} ({check.stderr.strip()}): make the venv from a python3 "
+        f"that other users can run (`rm -rf .venv && make test` as root does)"
+    )

@@ -44,7 +44,7 @@ def test_every_launcher_runs_each_run_once_into_its_own_folder(tmp_path, flags):
         assert f"exp001/{run} done in" in done.stderr
     failed = meta(root, "run002")
     assert failed["status"] == "failed" and failed["error"] == "ValueError: depth two is cursed"
-    assert "raise ValueError" in (out_dir(root) / "run002" / "error.txt").read_text()
+    assert_traceback_in_exp_py(root, "run002", 'raise ValueError("depth two is cursed")', "run")
     log = (out_dir(root) / "run002" / "log.txt").read_text()  # stdout and stderr, interleaved by the tee
     assert "hello from" in log and "ValueError: depth two is cursed" in log
     assert "exp001/run002 FAILED" in done.stderr and "1 failed" in done.stderr
@@ -52,6 +52,60 @@ def test_every_launcher_runs_each_run_once_into_its_own_folder(tmp_path, flags):
     again = run_exp(root)
     assert again.returncode == 1 and sorted(executions(root)) == ["run001", "run002", "run002", "run003"]
     assert meta(root, "run002")["attempt"] == 2
+
+
+def assert_traceback_in_exp_py(root: Path, run: str, source: str, function: str) -> None:
+    """error.txt names exp.py by its path, the line of `source` in it and the function, then shows the line."""
+    script = (root / "exp/exp001/exp.py").resolve()
+    line = next(i for i, text in enumerate(script.read_text().splitlines(), 1) if source in text)
+    expected = f'  File "{script}", line {line}, in {function}\n    {source}\n'
+    error = (out_dir(root) / run / "error.txt").read_text()
+    assert expected in error, error
+    assert "<dynamic-code>" not in error
+
+
+@pytest.mark.parametrize("flags", list(LAUNCHERS.values()), ids=list(LAUNCHERS))
+def test_a_run_function_without_a_name_in_exp_py_keeps_exp_py_in_its_traceback(tmp_path, flags):
+    """A lambda cannot be found in exp.py by its name: on Slurm it comes from the pickle, and its code
+    (and that of `run`, which it calls) still names exp.py."""
+    root = make_project(tmp_path, runs=depth_runs(1, 2), body=FAILING_BODY)
+    script = root / "exp/exp001/exp.py"
+    main = "kagexp.main(lambda c, x: run(c, x), RUNS)"
+    script.write_text(script.read_text().replace("kagexp.main(run, RUNS)", main))
+    done = run_exp(root, *flags)
+    assert done.returncode == 1, done.stderr
+    assert meta(root, "run001")["status"] == "done"
+    assert meta(root, "run002")["error"] == "ValueError: depth two is cursed"
+    assert_traceback_in_exp_py(root, "run002", main, "<lambda>")
+    assert_traceback_in_exp_py(root, "run002", 'raise ValueError("depth two is cursed")', "run")
+
+
+def test_a_slurm_job_imports_exp_py_without_running_its_main(tmp_path):
+    """The job runs exp.py's top level (under another name than `__main__`) and the code on disk."""
+    body = 'ctx.log({"cv": 1.0, "name": __name__, "top": TOP})\n'
+    root = make_project(tmp_path, runs=depth_runs(1), body=body)
+    script = root / "exp/exp001/exp.py"
+    script.write_text(script.read_text().replace("RUNS = ", "TOP = __name__\nRUNS = "))
+    done = run_exp(root, *SLURM_LOCAL)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((out_dir(root) / "run001" / "metrics.json").read_text())
+    assert metrics == {"cv": 1.0, "name": "__kagexp_exp__", "top": "__kagexp_exp__"}
+    assert done.stderr.count("submitted to local") == 1, "the job ran exp.py's main again"
+
+
+def test_exp_py_failing_at_its_top_level_in_a_slurm_job_fails_the_run_with_the_traceback(tmp_path):
+    """exp.py's top level runs again in the job; when it fails there, the run is failed, not lost."""
+    root = make_project(tmp_path, runs=depth_runs(1))
+    script = root / "exp/exp001/exp.py"
+    failing = 'raise FileNotFoundError("no data on this node")'
+    script.write_text(
+        script.read_text().replace("RUNS = ", f'if os.environ.get("SUBMITIT_EXECUTOR"):\n    {failing}\nRUNS = ')
+    )
+    done = run_exp(root, *SLURM_LOCAL)
+    assert done.returncode == 1, done.stderr
+    assert meta(root, "run001")["error"] == "FileNotFoundError: no data on this node"
+    assert "exp001/run001 FAILED in" in done.stderr and "1 failed" in done.stderr
+    assert_traceback_in_exp_py(root, "run001", failing, "<module>")
 
 
 def test_runs_in_parallel_workers_have_their_own_process(tmp_path):

@@ -2,13 +2,21 @@
 `local` executor (`--slurm cluster=local`), which runs the same submission, pickling and
 result-collection code on this machine.
 
-What travels to a job: the run function, pickled by value with cloudpickle (exp.py is
-`__main__`, so it cannot be imported by reference), its spec, and where the project is. The job
-puts the experiment folder on `sys.path` before unpickling, so that `from train import fit`
-in exp.py works there as it does here. Provenance (host, GPUs, git, the code hash) is computed
-again in the job, on the node that runs it. The run folders, and so `data/output`, must be on a
-filesystem that the login node and the compute nodes share; submitit's own files (pickles,
-logs, the sbatch script) go to `data/output/exp/<exp>/.submitit/`.
+What travels to a job: where the run function is (exp.py's path and the function's name in
+it), the function itself pickled by value with cloudpickle, its spec, and where the project is.
+The job puts the experiment folder on `sys.path`, so that `from train import fit` in exp.py works
+there as it does here, then imports exp.py by its path under another name than `__main__` (so its
+`kagexp.main(...)` line does not run) and takes the function by its name: a traceback in
+`error.txt` names exp.py and the line, as on the other launchers (cloudpickle 3.1.3 names the code
+of a pickled `__main__` function `<dynamic-code>`), and the code that runs is the code the job's
+snapshot records. exp.py's top level runs again in every job, as on any machine that starts
+afresh. Only a function that has no name in exp.py (a lambda, a nested function) or no file (a
+notebook) comes from the pickle; its code gets exp.py's name back when it was defined there.
+
+Provenance (host, GPUs, git, the code hash) is computed again in the job, on the node that runs
+it. The run folders, and so `data/output`, must be on a filesystem that the login node and the
+compute nodes share; submitit's own files (pickles, logs, the sbatch script) go to
+`data/output/exp/<exp>/.submitit/`.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ import pickle
 import shutil
 import sys
 import time
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +38,7 @@ from kagexp.provenance import Provenance, importable
 from kagexp.run import RunFunction, RunResult, RunSpec
 
 CLUSTERS = ("slurm", "local")
+MODULE = "__kagexp_exp__"  # the name exp.py is imported under in a job: not `__main__`
 POLL_SECONDS = {"slurm": 5.0, "local": 0.2}
 GRACE_SECONDS = 30.0  # after Ctrl-C, how long cancelled jobs get to record their end
 NUMBERS = (("time_min", 1, False), ("gpus_per_node", 0, False), ("cpus_per_task", 1, False))
@@ -37,12 +47,15 @@ NUMBERS += (("mem_gb", 0, True), ("array_parallelism", 1, True))
 
 @dataclass(frozen=True)
 class JobSetup:
-    """Where a job finds the project, and the command that submitted it (for `meta.json`)."""
+    """Where a job finds the project, the command that submitted it (for `meta.json`), and where
+    the run function is defined: `script` (exp.py) and its `function` name there, when it has one."""
 
     root: Path
     exp_dir: Path
     exclude: tuple[str, ...]
     command: tuple[str, ...]
+    script: str | None = None
+    function: str | None = None
 
 
 def check_settings(settings: dict, overrides: dict) -> dict:
@@ -160,7 +173,9 @@ class SlurmLauncher:
             return []
         import cloudpickle
 
-        setup = JobSetup(provenance.root, provenance.exp_dir, tuple(provenance.exclude), (sys.executable, *sys.argv))
+        script, function = defined_in_script(fn)
+        command = (sys.executable, *sys.argv)
+        setup = JobSetup(provenance.root, provenance.exp_dir, tuple(provenance.exclude), command, script, function)
         blob = cloudpickle.dumps(fn)
         executor = self.executor(f"kagexp-{specs[0].exp}")
         with executor.batch():
@@ -251,7 +266,7 @@ def run_job(blob: bytes, spec: RunSpec, setup: JobSetup, capture: bool) -> RunRe
     interrupt_once()  # scancel and Slurm's time limit send SIGTERM: the run ends `interrupted`
     if str(setup.exp_dir) not in sys.path:
         sys.path.insert(0, str(setup.exp_dir))
-    fn = pickle.loads(blob)
+    fn = load_function(blob, setup)
     provenance = Provenance(setup.root, setup.exp_dir, list(setup.exclude))
     job_id = os.environ.get("SLURM_ARRAY_JOB_ID") and (
         f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
@@ -259,3 +274,92 @@ def run_job(blob: bytes, spec: RunSpec, setup: JobSetup, capture: bool) -> RunRe
     changes = {"command": list(setup.command), "slurm_job_id": job_id or os.environ.get("SLURM_JOB_ID")}
     changes = {k: v for k, v in changes.items() if v}
     return execute_in_worker(fn, spec, with_environment(provenance, **changes), capture)
+
+
+# --- the run function, from exp.py by its path --------------------------------------------
+
+
+def defined_in_script(fn: RunFunction) -> tuple[str | None, str | None]:
+    """The script run as `__main__` (exp.py) when `fn` was defined there, and `fn`'s name in it when
+    that name is `fn` (not for a lambda, a nested function, or a name bound to something else since).
+    (None, None) in a notebook (its `__main__` has no file) or for a function from another module,
+    which cloudpickle pickles by reference: the job imports it by its name."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if getattr(fn, "__module__", None) != "__main__" or not path:
+        return None, None
+    name = getattr(fn, "__qualname__", "")
+    return os.path.abspath(path), name if name.isidentifier() and getattr(main, name, None) is fn else None
+
+
+def load_function(blob: bytes, setup: JobSetup) -> RunFunction:
+    """In a job: the run function from exp.py, imported by its path; else the pickled one.
+
+    exp.py's top level runs before the run is seeded, as it does on the other launchers; when it
+    fails here (exp.py changed since it was submitted, a file missing on this node), the run fails
+    with that traceback in its error.txt.
+    """
+    if not (setup.script and setup.function):
+        return unpickle(blob, setup.script)
+    try:
+        fn = getattr(import_script(Path(setup.script)), setup.function, None)
+    except Exception as exc:
+        return _failing(exc)
+    return fn if callable(fn) else unpickle(blob, setup.script)  # renamed since it was submitted
+
+
+def _failing(exc: Exception) -> RunFunction:
+    def import_failed(cfg, ctx):
+        raise exc  # with the traceback of the import, down to exp.py's line
+
+    return import_failed
+
+
+def unpickle(blob: bytes, script: str | None) -> RunFunction:
+    fn = pickle.loads(blob)
+    if script:
+        restore_filename(fn, script)
+    return fn
+
+
+def import_script(path: Path) -> types.ModuleType:
+    """exp.py as a module named `MODULE`: its top level runs, its `if __name__ == "__main__":` does not."""
+    spec = importlib.util.spec_from_file_location(MODULE, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE] = module  # before it runs: dataclasses and pickling look their module up
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[MODULE]
+        raise
+    return module
+
+
+def restore_filename(fn: object, filename: str) -> None:
+    """Give the code of `fn`, and of the functions it reaches through its globals and closure,
+    `filename` back where cloudpickle wrote `<dynamic-code>`: their tracebacks name exp.py again."""
+    seen: set[int] = set()
+    todo = [fn]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, types.FunctionType) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if item.__code__.co_filename != "<dynamic-code>":
+            continue  # not from the pickle: a library's function keeps its own file
+        item.__code__ = _renamed(item.__code__, filename)
+        todo.extend(item.__globals__.values())
+        todo.extend(cell.cell_contents for cell in item.__closure__ or () if _filled(cell))
+
+
+def _renamed(code: types.CodeType, filename: str) -> types.CodeType:
+    consts = tuple(_renamed(c, filename) if isinstance(c, types.CodeType) else c for c in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def _filled(cell: types.CellType) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018
+    except ValueError:  # a cell not yet assigned
+        return False
+    return True

@@ -12,6 +12,10 @@ them must succeed (exit 0) and show what is wrong (`corrupt`) instead of crashin
 
 A case whose `bug` is set asserts the right behaviour and is marked `xfail(strict=True)`: the
 suite stays green while the bug is visible, and turns red the day it is fixed (remove the mark).
+
+A case marked `unprivileged` (a folder that cannot be written, a file that cannot be read) runs its
+command as an unprivileged user (`helpers.unprivileged`: `nobody` when the tests run as root, who
+reads and writes through permissions), in a folder handed over to that user.
 """
 
 from __future__ import annotations
@@ -27,13 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from helpers import BASE_CONFIG, make_project, run_exp, snapshot_tree, subprocess_env
+from helpers import BASE_CONFIG, hand_over, make_project, run_exp, snapshot_tree, subprocess_env, unprivileged
 
 SETTINGS = "name: test\nmetric:\n  name: cv\n  direction: max\n"
 EXP_PY = "exp/exp001/exp.py"
 CONFIG = "exp/exp001/config.yml"
 RUN2 = "data/output/exp/exp001/run002"
-ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
 def overrides(*texts: str) -> str:
@@ -90,14 +93,10 @@ class Case:
     problems: int = 1  # lines on stderr, one per problem
     usage: bool = False  # a usage error of click or argparse rather than a kagexp error
     bug: str | None = None  # what is wrong today: the case is a strict xfail
-    skip: str | None = None
+    unprivileged: bool = False  # the command depends on file permissions: run it as an unprivileged user
 
     def param(self):
-        marks = []
-        if self.bug:
-            marks.append(pytest.mark.xfail(strict=True, reason=self.bug))
-        if self.skip:
-            marks.append(pytest.mark.skip(reason=self.skip))
+        marks = [pytest.mark.xfail(strict=True, reason=self.bug)] if self.bug else []
         return pytest.param(self, id=self.id, marks=marks)
 
 
@@ -474,10 +473,7 @@ CASES: list[Case] = [
         ("exp.py",),
         ("data/output",),
         prepare=read_only("data/output"),
-        skip="root ignores file permissions; output-dir-is-a-file covers a folder that cannot be written"
-        if ROOT_USER
-        else None,
-        bug="an unwritable output folder is a PermissionError traceback (Claim.acquire), exit 1",
+        unprivileged=True,
     ),
     # kagexp new
     Case("new-existing-target", ("kagexp", "new", "exp001"), ("exp/exp001", "already exists")),
@@ -617,13 +613,20 @@ def expected(case: Case, root: Path, tmp_path: Path) -> list[str]:
     ]
 
 
+def run_command(argv: list[str], root: Path, as_unprivileged: bool) -> subprocess.CompletedProcess:
+    """`argv` in the project `root`; as an unprivileged user, in a folder handed over to it, when asked."""
+    if as_unprivileged:
+        hand_over(root.parent)
+        argv = unprivileged(argv)
+    return subprocess.run(argv, cwd=root, capture_output=True, text=True, env=subprocess_env(), timeout=60)
+
+
 @pytest.mark.parametrize("case", [case.param() for case in CASES])
-def test_bad_input_is_one_clear_line_and_changes_nothing(case: Case, tmp_path: Path, done_project: Path):
+def test_bad_input_is_one_clear_line_and_changes_nothing(case: Case, request, done_project: Path):
+    tmp_path = request.getfixturevalue("unprivileged_tmp_path" if case.unprivileged else "tmp_path")
     root = build(case, tmp_path, done_project)
     before = tree(tmp_path)
-    done = subprocess.run(
-        command(case, tmp_path), cwd=root, capture_output=True, text=True, env=subprocess_env(), timeout=60
-    )
+    done = run_command(command(case, tmp_path), root, case.unprivileged)
     shown = f"exit {done.returncode}\nstderr:\n{done.stderr}\nstdout:\n{done.stdout}"
     assert "Traceback" not in done.stderr, shown
     assert done.returncode == 2, shown
@@ -678,12 +681,10 @@ class Damage:
     prepare: Prepare
     expect: tuple[str, ...]
     bug: str | None = None
-    skip: str | None = None
+    unprivileged: bool = False
 
     def param(self):
         marks = [pytest.mark.xfail(strict=True, reason=self.bug)] if self.bug else []
-        if self.skip:
-            marks.append(pytest.mark.skip(reason=self.skip))
         return pytest.param(self, id=self.id, marks=marks)
 
 
@@ -727,7 +728,7 @@ MUST_NOT_CRASH: list[Damage] = [
         ("kagexp", "runs"),
         unreadable(f"{RUN2}/meta.json"),
         CORRUPT_ROW,
-        skip="root reads files without read permission" if ROOT_USER else None,
+        unprivileged=True,
     ),
     Damage("runs-json-meta.json-cut", ("kagexp", "runs", "--format", "json"), CUT_META, ('"status": "corrupt"',)),
     Damage("runs-status-corrupt-meta.json-cut", ("kagexp", "runs", "--status", "corrupt"), CUT_META, CORRUPT_ROW),
@@ -788,8 +789,8 @@ MUST_NOT_CRASH: list[Damage] = [
 
 
 @pytest.mark.parametrize("damage", [damage.param() for damage in MUST_NOT_CRASH])
-def test_damaged_run_folders_are_listed_not_crashed_on(damage: Damage, tmp_path: Path, done_project: Path):
-    root = tmp_path / "proj"
+def test_damaged_run_folders_are_listed_not_crashed_on(damage: Damage, request, done_project: Path):
+    root = request.getfixturevalue("unprivileged_tmp_path" if damage.unprivileged else "tmp_path") / "proj"
     shutil.copytree(done_project, root, symlinks=True)
     damage.prepare(root)
     before = {k: v for k, v in snapshot_tree(root).items() if not k.endswith(".index.json")}
@@ -798,7 +799,7 @@ def test_damaged_run_folders_are_listed_not_crashed_on(damage: Damage, tmp_path:
         if damage.argv[0] == "exp.py"
         else [sys.executable, "-m", "kagexp", *damage.argv[1:]]
     )
-    done = subprocess.run(argv, cwd=root, capture_output=True, text=True, env=subprocess_env(), timeout=60)
+    done = run_command(argv, root, damage.unprivileged)
     shown = f"exit {done.returncode}\nstderr:\n{done.stderr}\nstdout:\n{done.stdout}"
     assert "Traceback" not in done.stderr, shown
     assert done.returncode == 0, shown
