@@ -53,7 +53,7 @@ def _encode(train, test, features):
     """Text columns as integer codes, the same in train and test: the trees need numbers."""
     train, test = train.copy(), test.copy()
     for column in features:
-        if train[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(train[column]):
             categories = pd.Categorical(pd.concat([train[column], test[column]])).categories
             train[column] = pd.Categorical(train[column], categories=categories).codes
             test[column] = pd.Categorical(test[column], categories=categories).codes
