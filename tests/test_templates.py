@@ -287,5 +287,12 @@ def test_the_wheel_ships_the_templates_and_init_works_from_it(tmp_path):
     assert done.stdout.startswith(str(tmp_path / "site"))
     answers = read_yaml(tmp_path / "comp/.copier-answers.yml")
     assert answers["_src_path"] == str(tmp_path / "site/kagexp/_templates/project")
-    assert "_commit" not in answers  # no git reference: the README says `copier update` cannot work here
     assert (tmp_path / "comp/exp/exp001/exp.py").is_file()
+    assert "_commit" not in answers  # no git reference: as the README says, `copier update` cannot work
+    import copier
+    from copier.errors import UserMessageError
+
+    git(tmp_path / "comp", "init", "-q")
+    commit_all(tmp_path / "comp", "generated")
+    with pytest.raises(UserMessageError, match="cannot obtain old template references"):
+        copier.run_update(str(tmp_path / "comp"), overwrite=True, defaults=True, quiet=True)
