@@ -187,7 +187,7 @@ def test_a_folder_that_is_no_template_is_refused(tmp_path):
 
 
 def test_init_renders_a_cookiecutter_template(tmp_path, fake_home):
-    dest = init_project(tmp_path / "p", template=COOKIECUTTER_EXP, data={"model": "xgboost"}).path
+    dest = init_project(tmp_path / "p", template=COOKIECUTTER_EXP, data={"model": "xgboost"}, trust=True).path
 
     assert set(snapshot_tree(dest)) == {"config.yml", "exp.py"}  # the slug folder's content, moved up
     assert read_yaml(dest / "config.yml")["model"] == {"name": "xgboost", "params": {"learning_rate": 0.05}}
@@ -240,7 +240,7 @@ def test_templates_from_git_urls(tmp_path):
         git(repo, "init", "-q")
         commit_all(repo, "template")
 
-    init_project(tmp_path / "cc", template=f"file://{tmp_path / 'cookiecutter-exp'}")
+    init_project(tmp_path / "cc", template=f"file://{tmp_path / 'cookiecutter-exp'}", trust=True)
     assert (tmp_path / "cc/config.yml").is_file()
     init_project(tmp_path / "cp", template=f"file://{tmp_path / 'copier-with-task'}", trust=True)
     assert (tmp_path / "cp/task-ran.txt").is_file()
@@ -373,7 +373,7 @@ def test_new_reports_large_files(tmp_path):
 def test_new_from_a_template(tmp_path):
     root = make_project(tmp_path / "p")
 
-    made = new_experiment(load_project(root), template=COOKIECUTTER_EXP, note="lgbm baseline")
+    made = new_experiment(load_project(root), template=COOKIECUTTER_EXP, note="lgbm baseline", trust=True)
 
     assert (made.name, made.parent, made.template) == ("exp002", None, str(COOKIECUTTER_EXP))
     assert set(snapshot_tree(made.path)) == {"config.yml", "exp.py", "lineage.yml"}

@@ -17,7 +17,6 @@ from typing import Literal
 
 from kagexp.errors import NotFoundError, TemplateError, UntrustedTemplateError
 
-HOOK_NAMES = frozenset({"pre_prompt", "pre_gen_project", "post_gen_project"})
 _REMOTE = ("gh:", "gl:", "git@", "git+", "git://", "http://", "https://", "ssh://", "file://")
 
 TemplateKind = Literal["copier", "cookiecutter"]
@@ -109,18 +108,16 @@ def _git(command: list[str], url: str) -> None:
         raise TemplateError(f"cannot fetch template {url}: {reason}")
 
 
-def has_hooks(path: Path) -> bool:
-    """Whether a cookiecutter template has hooks, which run arbitrary code when it renders."""
-    hooks = path / "hooks"
-    return hooks.is_dir() and any(p.is_file() and p.stem in HOOK_NAMES for p in hooks.iterdir())
-
-
 def check_trust(template: Template, *, trust: bool) -> None:
-    """Refuse hooks up front: cookiecutter would otherwise skip them silently and render a broken project.
+    """Refuse a cookiecutter template unless trusted: rendering one is running its code.
 
-    copier checks its own unsafe features (tasks, migrations, extensions) while rendering.
+    cookiecutter renders with a Jinja environment that is not sandboxed (`{{ cycler.__init__
+    .__globals__.os }}` reaches the os module), imports the `_extensions` it names and runs its
+    hooks. copier renders in a sandbox and checks its own unsafe features (tasks, migrations,
+    extensions) while rendering.
     """
-    if not trust and template.kind == "cookiecutter" and has_hooks(template.local):
+    if not trust and template.kind == "cookiecutter":
         raise UntrustedTemplateError(
-            f"the template {template.origin} runs code (cookiecutter hooks in hooks/); pass --trust if you trust it"
+            f"the template {template.origin} runs code (cookiecutter renders without a sandbox, and runs its "
+            "hooks and extensions); pass --trust if you trust it"
         )
