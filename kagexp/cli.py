@@ -79,11 +79,21 @@ def init(dest: Path, template, data: tuple[str, ...], defaults: bool, trust: boo
     """
     from kagexp import scaffold
 
-    answers = _parse_data(data)
     ask = not defaults and sys.stdin.isatty()
-    made = _trusting(scaffold.init_project, trust, dest, template, answers, not ask, force=force, vcs_ref=vcs_ref)
+    made = _trusting(
+        scaffold.init_project,
+        trust,
+        dest,
+        template=template,
+        data=_parse_data(data),
+        defaults=not ask,
+        force=force,
+        vcs_ref=vcs_ref,
+    )
     if made.kept:
         click.echo(f"kept {len(made.kept)} existing file(s) as they were: {', '.join(made.kept)}", err=True)
+    if made.hint:
+        click.echo(made.hint, err=True)
     click.echo(f"created {made.path}\nnext: cd {dest} && python exp/exp001/exp.py")
 
 
@@ -113,18 +123,31 @@ def _parse_data(pairs: tuple[str, ...]) -> dict:
 @click.argument("name", required=False)
 @click.option("--from", "source", metavar="EXP", help="Experiment to copy (default: the highest numbered).")
 @click.option("-m", "--message", "note", help="A note for the new experiment, e.g. the hypothesis it tests.")
-@click.option("--template", "-t", help="Start from a copier or cookiecutter template instead of a copy.")
+@click.option(
+    "--template", "-t", help="Start from a copier or cookiecutter template, or a starter kagexp ships (gbdt-folds)."
+)
+@click.option("--data", "-d", multiple=True, metavar="KEY=VALUE", help="Answer a template question.")
 @click.option("--trust", is_flag=True, help="Allow the template to run its own code.")
-def new(name: str | None, source: str | None, note: str | None, template: str | None, trust: bool) -> None:
+def new(name: str | None, source: str | None, note: str | None, template: str | None, data, trust: bool) -> None:
     """Copy an experiment wholesale into a new one (default: the next number, from the latest).
 
     \b
     Example:
       kagexp new exp042 --from exp041 -m "larger images help"
+      kagexp new --template gbdt-folds -m "a GBDT baseline"
     """
     from kagexp import scaffold
 
-    created = _trusting(scaffold.new_experiment, trust, _project(), name, source, note, template)
+    created = _trusting(
+        scaffold.new_experiment,
+        trust,
+        _project(),
+        name=name,
+        source=source,
+        note=note,
+        template=template,
+        data=_parse_data(data),
+    )
     for relative, size in created.large_files:
         click.echo(
             f"warning: copied a large file {relative} ({size / 2**20:.0f} MB); "

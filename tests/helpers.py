@@ -171,3 +171,22 @@ def hand_over(folder: Path) -> None:
         f"{UNPRIVILEGED} cannot run {sys.executable} ({check.stderr.strip()}): make the venv from a python3 "
         f"that other users can run (`rm -rf .venv && make test` as root does)"
     )
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in `cwd` with a fixed identity and branch name; returns its output."""
+    done = subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+    if tag:
+        git(repo, "tag", tag)

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import threading
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import build_tree, make_project, run_exp, snapshot_tree
+from helpers import build_tree, commit_all, git, make_project, run_exp, snapshot_tree
 
 from kagexp.errors import KagexpError, NotFoundError, TargetExistsError, TemplateError, UntrustedTemplateError
 from kagexp.project import Project, load_project, load_settings
-from kagexp.scaffold import (
-    BUILTIN_TEMPLATE,
-    LARGE_FILE,
-    detect_template_kind,
-    init_project,
-    new_experiment,
-)
+from kagexp.scaffold import builtin, init_project, new_experiment
+from kagexp.scaffold.copying import LARGE_FILE
+from kagexp.scaffold.templates import detect_template_kind
 
 FIXTURES = Path(__file__).parent / "fixtures"
+PROJECT_TEMPLATE = builtin.templates_dir() / "project"
 COOKIECUTTER_EXP = FIXTURES / "cookiecutter-exp"
 COOKIECUTTER_HOOK = FIXTURES / "cookiecutter-with-hook"
 COPIER_TASK = FIXTURES / "copier-with-task"
@@ -40,24 +35,6 @@ def fake_home(tmp_path, monkeypatch):
     monkeypatch.delenv("COOKIECUTTER_CONFIG", raising=False)
     monkeypatch.delenv("COPIER_SETTINGS_PATH", raising=False)
     return home
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout
-
-
-def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", message)
-    if tag:
-        git(repo, "tag", tag)
 
 
 def leftovers(folder: Path) -> list[str]:
@@ -79,7 +56,7 @@ def test_init_renders_builtin_template_with_defaults(tmp_path, fake_home):
     settings = load_settings(dest)
     assert settings["name"] == "titanic"  # the folder's name, unless `project_name` is given
     assert settings["competition"] is None
-    assert settings["metric"] == {"name": "cv", "direction": "max"}
+    assert settings["metric"] == {"name": "auc", "direction": "max"}
     assert settings["wandb"]["enabled"] is False
     assert settings["new"]["exclude"] == []
     expected = {
@@ -95,7 +72,7 @@ def test_init_renders_builtin_template_with_defaults(tmp_path, fake_home):
     }
     assert set(snapshot_tree(dest)) == expected
     answers = read_yaml(dest / ".copier-answers.yml")
-    assert answers["_src_path"] == str(BUILTIN_TEMPLATE)
+    assert answers["_src_path"] == str(builtin.project_source().path)  # this checkout, or its templates/project
     assert answers["project_name"] == "titanic"
     assert answers["metric_direction"] == "max"
     gitignore = (dest / ".gitignore").read_text().splitlines()
@@ -128,15 +105,17 @@ def test_init_data_overrides_answers(tmp_path):
     assert "`rmse` (lower is better)" in readme
 
 
-def test_generated_project_runs_and_logs_the_project_metric(tmp_path):
-    dest = init_project(tmp_path / "p", data={"metric_name": "accuracy"}).path
-
-    done = run_exp(dest)
-
-    assert done.returncode == 0, done.stderr
-    metrics = json.loads((dest / "data/output/exp/exp001/run001/metrics.json").read_text())
-    assert 0 < metrics["accuracy"] <= 1
-    assert (dest / "data/output/exp/exp001/run001/submission.csv").read_text().startswith("id,target\n")
+def test_metric_direction_follows_the_metric(tmp_path):
+    assert load_settings(init_project(tmp_path / "a", data={"metric_name": "logloss"}).path)["metric"] == {
+        "name": "logloss",
+        "direction": "min",
+    }
+    with pytest.raises(TemplateError, match="a lower rmse is better: metric_direction must be min") as info:
+        init_project(tmp_path / "b", data={"metric_name": "rmse", "metric_direction": "max"})
+    assert "\n" not in str(info.value)
+    with pytest.raises(TemplateError, match="Invalid choice for 'metric_name': 'cv'"):
+        init_project(tmp_path / "c", data={"metric_name": "cv"})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "home"]
 
 
 def test_init_refuses_a_folder_that_is_not_empty(tmp_path):
@@ -190,7 +169,7 @@ def test_invalid_answer_is_a_one_line_error(tmp_path):
 
 
 def test_template_kind_is_detected(tmp_path):
-    assert detect_template_kind(BUILTIN_TEMPLATE) == "copier"
+    assert detect_template_kind(PROJECT_TEMPLATE) == "copier"
     assert detect_template_kind(COPIER_TASK) == "copier"
     assert detect_template_kind(COOKIECUTTER_EXP) == "cookiecutter"
     (tmp_path / "plain").mkdir()
@@ -208,7 +187,7 @@ def test_a_folder_that_is_no_template_is_refused(tmp_path):
 
 
 def test_init_renders_a_cookiecutter_template(tmp_path, fake_home):
-    dest = init_project(tmp_path / "p", template=COOKIECUTTER_EXP, data={"model": "xgboost"}).path
+    dest = init_project(tmp_path / "p", template=COOKIECUTTER_EXP, data={"model": "xgboost"}, trust=True).path
 
     assert set(snapshot_tree(dest)) == {"config.yml", "exp.py"}  # the slug folder's content, moved up
     assert read_yaml(dest / "config.yml")["model"] == {"name": "xgboost", "params": {"learning_rate": 0.05}}
@@ -261,36 +240,12 @@ def test_templates_from_git_urls(tmp_path):
         git(repo, "init", "-q")
         commit_all(repo, "template")
 
-    init_project(tmp_path / "cc", template=f"file://{tmp_path / 'cookiecutter-exp'}")
+    init_project(tmp_path / "cc", template=f"file://{tmp_path / 'cookiecutter-exp'}", trust=True)
     assert (tmp_path / "cc/config.yml").is_file()
     init_project(tmp_path / "cp", template=f"file://{tmp_path / 'copier-with-task'}", trust=True)
     assert (tmp_path / "cp/task-ran.txt").is_file()
     with pytest.raises(TemplateError, match="cannot fetch template"):
         init_project(tmp_path / "x", template=f"file://{tmp_path / 'nowhere'}")
-
-
-def test_copier_update_brings_template_changes(tmp_path):
-    import copier
-
-    template = tmp_path / "template"
-    shutil.copytree(BUILTIN_TEMPLATE, template, ignore=shutil.ignore_patterns("__pycache__"))
-    git(template, "init", "-q")
-    commit_all(template, "v1", tag="v1")
-    project = init_project(tmp_path / "proj", template=template, data={"project_name": "proj"}).path
-    assert read_yaml(project / ".copier-answers.yml")["_commit"] == "v1"
-    git(project, "init", "-q")
-    commit_all(project, "generated")
-
-    readme = template / "template" / "README.md.jinja"
-    readme.write_text(readme.read_text() + "\nUpdated in v2.\n")
-    commit_all(template, "v2", tag="v2")
-    copier.run_update(str(project), overwrite=True, defaults=True, quiet=True)
-
-    assert "Updated in v2." in (project / "README.md").read_text()
-    answers = read_yaml(project / ".copier-answers.yml")
-    assert answers["_commit"] == "v2"
-    assert answers["project_name"] == "proj"
-    assert load_settings(project)["name"] == "proj"
 
 
 # --- new -----------------------------------------------------------------------------------
@@ -323,7 +278,7 @@ def test_new_with_a_name_and_a_source_by_number(tmp_path):
     root = make_project(tmp_path / "p")
     project = load_project(root)
 
-    assert new_experiment(project, "42", source="1", note="deeper trees").name == "exp042"
+    assert new_experiment(project, name="42", source="1", note="deeper trees").name == "exp042"
     following = new_experiment(project)
 
     assert lineage(root, "exp042") | {"created": None} == {"parent": "exp001", "note": "deeper trees", "created": None}
@@ -379,7 +334,7 @@ def test_new_never_overwrites(tmp_path):
     before = snapshot_tree(root)
 
     with pytest.raises(TargetExistsError, match="exp/exp002 already exists; kagexp never overwrites"):
-        new_experiment(load_project(root), "2")
+        new_experiment(load_project(root), name="2")
 
     assert snapshot_tree(root) == before
     assert leftovers(root / "exp") == []
@@ -418,7 +373,7 @@ def test_new_reports_large_files(tmp_path):
 def test_new_from_a_template(tmp_path):
     root = make_project(tmp_path / "p")
 
-    made = new_experiment(load_project(root), template=COOKIECUTTER_EXP, note="lgbm baseline")
+    made = new_experiment(load_project(root), template=COOKIECUTTER_EXP, note="lgbm baseline", trust=True)
 
     assert (made.name, made.parent, made.template) == ("exp002", None, str(COOKIECUTTER_EXP))
     assert set(snapshot_tree(made.path)) == {"config.yml", "exp.py", "lineage.yml"}
@@ -462,7 +417,7 @@ def test_two_new_racing_for_one_name(tmp_path):
     build_tree(root / "exp/exp001", {f"pkg/m{i}.py": "X = 1\n" * 50 for i in range(100)})
     project = load_project(root)
 
-    results = race([lambda: new_experiment(project, "7"), lambda: new_experiment(project, "7")])
+    results = race([lambda: new_experiment(project, name="7"), lambda: new_experiment(project, name="7")])
 
     assert sorted(type(r).__name__ for r in results) == ["NewExperiment", "TargetExistsError"]
     assert project.experiments() == ["exp001", "exp007"]
