@@ -21,6 +21,7 @@ compute nodes share; submitit's own files (pickles, logs, the sbatch script) go 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import shutil
