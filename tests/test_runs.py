@@ -230,7 +230,7 @@ def test_list_shows_status(tmp_path):
 
 
 def test_sigint_marks_the_run_interrupted(tmp_path):
-    body = 'print("sleeping", flush=True)\nctx.log({"cv": 0.5})\ntime.sleep(30)\n'
+    body = 'ctx.log({"cv": 0.5})\nprint("sleeping", flush=True)\ntime.sleep(30)\n'  # logged before the signal can come
     root = make_project(tmp_path, body=body)
     proc = subprocess.Popen(
         [sys.executable, "exp/exp001/exp.py"],
