@@ -93,6 +93,18 @@ def test_a_slurm_job_imports_exp_py_without_running_its_main(tmp_path):
     assert done.stderr.count("submitted to local") == 1, "the job ran exp.py's main again"
 
 
+def test_a_slurm_job_runs_the_submitted_function_when_exp_py_no_longer_has_it(tmp_path):
+    """exp.py edited while its jobs waited, `run` gone: the job runs the function that was submitted."""
+    root = make_project(tmp_path, runs=depth_runs(3))
+    script = root / "exp/exp001/exp.py"
+    gone = 'if os.environ.get("SUBMITIT_EXECUTOR"):\n    run = None\n\n'
+    script.write_text(script.read_text().replace('if __name__ == "__main__":', gone + 'if __name__ == "__main__":'))
+    done = run_exp(root, *SLURM_LOCAL)
+    assert done.returncode == 0, done.stderr
+    assert meta(root, "run001")["status"] == "done" and executions(root) == ["run001"]
+    assert json.loads((out_dir(root) / "run001" / "metrics.json").read_text()) == {"cv": 0.3}
+
+
 def test_exp_py_failing_at_its_top_level_in_a_slurm_job_fails_the_run_with_the_traceback(tmp_path):
     """exp.py's top level runs again in the job; when it fails there, the run is failed, not lost."""
     root = make_project(tmp_path, runs=depth_runs(1))

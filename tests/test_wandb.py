@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 from helpers import depth_runs, make_project, meta, out_dir
 
-pytest.importorskip("wandb")
-
 SETTINGS = """\
 name: test
 wandb:
