@@ -39,7 +39,10 @@ _FLOAT_RE = re.compile(
 )
 
 
-ALIAS_NODES = 10_000  # nodes that aliases may bring into one document, beyond those written
+# Aliases may add this many nodes to a document, or this many times the nodes written, whichever
+# is more: a few anchors merged into many sections pass, a bomb (9**n nodes from 10n) does not.
+# The same rule as expat's amplification limit for XML entities.
+ALIAS_NODES, ALIAS_FACTOR = 10_000, 100
 
 
 class _Loader(_Base):
@@ -51,7 +54,7 @@ class _Loader(_Base):
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
-            seen = set()
+            seen: dict = {}
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     continue
@@ -62,13 +65,16 @@ class _Loader(_Base):
                     continue
                 if duplicate:
                     raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        f"found duplicate key {key!r}",
-                        key_node.start_mark,
+                        "while constructing a mapping", node.start_mark, _duplicate(seen[key], key), key_node.start_mark
                     )
-                seen.add(key)
+                seen[key] = key
         return super().construct_mapping(node, deep)
+
+
+def _duplicate(first: Any, key: Any) -> str:
+    if type(first) is type(key):
+        return f"found duplicate key {key!r}"
+    return f"found keys `{key_text(first)}` and `{key_text(key)}`, which Python takes as one key; keep one"
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -78,12 +84,13 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 
 
 def _check_aliases(root: yaml.Node) -> None:
-    """Refuse a node graph that aliases expand past `ALIAS_NODES` extra nodes, or that contains itself.
+    """Refuse a node graph that contains itself, or that aliases expand past the limits above.
 
-    Sizes are computed once per distinct node (the graph, not its expansion), iteratively (no
-    recursion limit), so a 400-byte bomb of 9**9 nodes is measured in microseconds.
+    Each distinct node's expanded size is computed once (the graph, not its expansion), without
+    recursion (no recursion limit): a 400-byte bomb of 9**9 nodes is measured in microseconds.
     """
     sizes: dict[int, int] = {}
+    closed: list[yaml.Node] = []
     open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -91,14 +98,17 @@ def _check_aliases(root: yaml.Node) -> None:
         if closing:
             open_nodes.discard(id(node))
             sizes[id(node)] = 1 + sum(sizes[id(child)] for child in _children(node))
-            if sizes[id(node)] - len(sizes) > ALIAS_NODES:
-                raise _alias_error(node, f"aliases here expand to more than {ALIAS_NODES:,} nodes (an alias bomb?)")
+            closed.append(node)
         elif id(node) in open_nodes:
             raise _alias_error(node, "an alias refers to a node that contains it (a recursive alias)")
         elif id(node) not in sizes:
             open_nodes.add(id(node))
             stack.append((node, True))
             stack.extend((child, False) for child in _children(node) if id(child) not in sizes)
+    limit = max(ALIAS_NODES, ALIAS_FACTOR * len(sizes))
+    if sizes[id(root)] - len(sizes) > limit:
+        where = next(node for node in closed if sizes[id(node)] > limit)  # the first that is too big alone
+        raise _alias_error(where, f"aliases here expand to more than {limit:,} nodes (an alias bomb?)")
 
 
 def _alias_error(node: yaml.Node, problem: str) -> yaml.constructor.ConstructorError:
