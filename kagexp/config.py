@@ -2,9 +2,9 @@
 
 PyYAML's safe loader follows YAML 1.1, where `1e-3` is a string and duplicate keys
 silently overwrite each other; configs need `1e-3` to be a float and a duplicate key
-to be an error, so the loader here fixes both. It also refuses documents whose aliases
-expand into more than `ALIAS_NODES` nodes ("billion laughs"): PyYAML shares aliased
-objects, but every walk over the config (hashing, flattening, JSON) would expand them.
+to be an error, so the loader here fixes both. It also refuses documents that aliases
+would blow up ("billion laughs"): PyYAML shares aliased objects, but every walk over the
+config (hashing, flattening, JSON) expands them.
 """
 
 from __future__ import annotations
@@ -353,7 +353,7 @@ class _Checker:
             here_raw, here = (*raw_path, raw_key), (*path, key_text(key))
             if added:
                 self._added(base, key, here_raw, ".".join(here))
-            elif not has_key(base, key):
+            elif not _has_key(base, key):
                 self._unknown(base, key, here_raw, here)
             elif isinstance(base[key], dict) and isinstance(value, dict):
                 self.check(base[key], value, here_raw, here)
@@ -411,7 +411,7 @@ def _plus(key: str) -> str:
     return text if _plain_tag(text) == _STR_TAG else "'" + text.replace("'", "''") + "'"
 
 
-def has_key(mapping: dict, key: Any) -> bool:
+def _has_key(mapping: dict, key: Any) -> bool:
     """`key in mapping`, except that `1`, `1.0` and `True` are different keys (Python merges them)."""
     if key not in mapping:
         return False
@@ -515,7 +515,7 @@ def _plain_tag(text: str) -> str:
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
 
 
-def split_key(dotted: str) -> list[str]:
+def _split_key(dotted: str) -> list[str]:
     """`a.'b.c'.'1'` → `["a", "b.c", "1"]`: a dotted key's parts as text, quotes removed."""
     parts, at = [], 0
     while True:
@@ -538,7 +538,7 @@ def unflatten(flat: dict[str, Any]) -> dict:
     """Dotted keys as nested mappings: the inverse of `flatten` for text keys; `a` and `a.b` together are an error."""
     out: dict = {}
     for dotted, value in flat.items():
-        *parents, leaf = split_key(dotted)
+        *parents, leaf = _split_key(dotted)
         node = out
         for depth, part in enumerate(parents, start=1):
             node = node.setdefault(part, {})

@@ -92,6 +92,13 @@ def dangling(relative: str) -> Prepare:
     return prepare
 
 
+def rename(relative: str, to: str) -> Prepare:
+    def prepare(root: Path) -> None:
+        (root / relative).rename(root / to)
+
+    return prepare
+
+
 def unknown_keys(count: int, indent: str = "") -> str:
     return "".join(f"{indent}key_{i}: {i}\n" for i in range(count))
 
@@ -183,6 +190,20 @@ NAMES = [
     Case("runs-long-experiment", ("kagexp", "runs", "e" * 101), ("experiment name", "(101 characters)")),
     Case("diff-newline-experiment", ("kagexp", "diff", "exp001", "exp\n1"), (r"'exp\n1'",)),
     Case("only-long-run", ("exp.py", "--only", LONG), ("run name", "(101 characters)")),
+    Case("show-300-character-run", ("kagexp", "show", f"exp001/{'x' * 300}"), ("run name", "(300 characters)")),
+    Case("lb-300-character-run", ("kagexp", "lb", f"exp001/{'x' * 300}", "0.5"), ("run name", "(300 characters)")),
+    Case(
+        "experiment-folder-101-characters",
+        ("python", f"exp/{'e' * 101}/exp.py"),
+        ("invalid experiment name", "(101 characters): at most 100"),
+        prepare=rename("exp/exp001", f"exp/{'e' * 101}"),
+    ),
+    Case(
+        "experiment-folder-with-newline",
+        ("python", "exp/exp\n1/exp.py", "--dry-run"),
+        ("invalid experiment name", r"'exp\n1'"),
+        prepare=rename("exp/exp001", "exp/exp\n1"),
+    ),
 ]
 
 # --- item 9: override keys of other types -----------------------------------------------------
@@ -632,8 +653,11 @@ CASES = RUNS_KEYS + NAMES + OVERRIDE_KEYS + KAGEXP_YML + ALIASES + DEGRADED
 
 
 def command(case: Case) -> list[str]:
+    """`exp.py …` runs exp001's script, `python PATH …` another one, `kagexp …` the CLI."""
     if case.argv[0] == "exp.py":
         return [sys.executable, EXP_PY, *case.argv[1:]]
+    if case.argv[0] == "python":
+        return [sys.executable, *case.argv[1:]]
     return [sys.executable, "-m", "kagexp", *case.argv[1:]]
 
 
