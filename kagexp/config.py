@@ -515,7 +515,7 @@ def _plain_tag(text: str) -> str:
 _QUOTED = re.compile(r"'(?:[^']|'')*'")
 
 
-def _split_key(dotted: str) -> list[str]:
+def split_key(dotted: str) -> list[str]:
     """`a.'b.c'.'1'` → `["a", "b.c", "1"]`: a dotted key's parts as text, quotes removed."""
     parts, at = [], 0
     while True:
@@ -538,7 +538,7 @@ def unflatten(flat: dict[str, Any]) -> dict:
     """Dotted keys as nested mappings: the inverse of `flatten` for text keys; `a` and `a.b` together are an error."""
     out: dict = {}
     for dotted, value in flat.items():
-        *parents, leaf = _split_key(dotted)
+        *parents, leaf = split_key(dotted)
         node = out
         for depth, part in enumerate(parents, start=1):
             node = node.setdefault(part, {})

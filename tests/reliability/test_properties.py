@@ -205,7 +205,7 @@ def base_and_valid_override(draw):
     branches = [k for k, v in config.flatten(base, keep_branches=True).items() if isinstance(v, dict)]
     for path in draw(st.lists(st.sampled_from(sorted(branches)), unique=True, max_size=2)) if branches else []:
         node, target = override, base
-        for part in path.split("."):
+        for part in config.split_key(path):
             node, target = node.setdefault(part, {}), target[part]
             if not isinstance(node, dict):
                 break
@@ -233,7 +233,7 @@ def base_and_unknown_keys(draw):
     unknown = set()
     for _ in range(draw(st.integers(1, 3))):
         parent = draw(st.sampled_from(mappings))
-        parts = parent.split(".") if parent else []
+        parts = config.split_key(parent) if parent else []
         target = base
         for part in parts:
             target = target[part]
