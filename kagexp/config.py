@@ -48,8 +48,13 @@ ALIAS_NODES, ALIAS_FACTOR = 10_000, 100
 class _Loader(_Base):
     """Safe loader with YAML 1.2 floats, and duplicate keys, recursive aliases and alias bombs rejected."""
 
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.aliased = not isinstance(stream, str) or "*" in stream  # no `*`, no alias: nothing to check
+
     def construct_document(self, node):
-        _check_aliases(node)
+        if self.aliased:
+            _check_aliases(node)
         return super().construct_document(node)
 
     def construct_mapping(self, node, deep=False):
