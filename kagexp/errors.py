@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+MAX_PROBLEMS = 20  # problems shown in one error; the rest are counted (a pasted file can have thousands)
 
 
 class KagexpError(Exception):
@@ -27,6 +28,12 @@ class KagexpError(Exception):
 
 class ConfigError(KagexpError, ValueError):
     """A config file or override that does not parse, or does not fit the base config."""
+
+    @classmethod
+    def of(cls, problems: list[str]) -> ConfigError:
+        """One error for many problems, one line each: the first `MAX_PROBLEMS`, then how many more."""
+        more = len(problems) - MAX_PROBLEMS
+        return cls("\n".join(problems[:MAX_PROBLEMS] + ([f"… and {more} more"] if more > 0 else [])))
 
 
 class UsageError(KagexpError, ValueError):

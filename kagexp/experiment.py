@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kagexp import config
-from kagexp.errors import ConfigError, InvalidNameError, NotFoundError, RunStateError, UsageError
+from kagexp.errors import MAX_PROBLEMS, ConfigError, InvalidNameError, NotFoundError, RunStateError, UsageError
 from kagexp.project import Project, check_name, load_project, run_name, unknown
 from kagexp.provenance import Provenance
 from kagexp.run import RunFunction, RunResult, RunSpec, on_interrupt
@@ -46,30 +46,73 @@ class Planned:
 def normalize_runs(runs: Any) -> dict[str, str]:
     """`RUNS` as a list (named run001, run002, … by position) or a dict of names to YAML strings."""
     if isinstance(runs, (list, tuple)):
-        named = {f"run{i:03d}": text for i, text in enumerate(runs, start=1)}
+        named, problems = {f"run{i:03d}": text for i, text in enumerate(runs, start=1)}, []
     elif isinstance(runs, dict):
-        named = {str(name): text for name, text in runs.items()}
+        named, problems = _named_runs(runs)
     else:
         raise ConfigError(f"RUNS must be a list or a dict of YAML strings, not {type(runs).__name__}")
-    problems = []
     for name, text in named.items():
-        try:
-            check_name(name, "run")
-        except InvalidNameError as exc:
-            problems.append(f"RUNS: {exc}")
         if text is None:
             named[name] = ""
         elif not isinstance(text, str):
             problems.append(f"RUNS entry {name} must be a YAML string, not {type(text).__name__}: {text!r:.60}")
     if problems:
-        raise ConfigError("\n".join(problems))
+        raise ConfigError.of(problems)
     return named
 
 
+def _named_runs(runs: dict) -> tuple[dict[str, str], list[str]]:
+    """A RUNS dict's valid names, and what is wrong with the others: a name is a folder name, so it
+    must be a string (`1` and `'1'` would share one folder) and differ from the others by more than
+    case (they would share one folder on macOS)."""
+    named, problems, folded = {}, [], {}
+    for name, text in runs.items():
+        if not isinstance(name, str):
+            problems.append(_not_a_string(name, runs))
+            continue
+        try:
+            check_name(name, "run")
+        except InvalidNameError as exc:
+            problems.append(f"RUNS: {exc}")
+            continue
+        other = folded.setdefault(name.casefold(), name)
+        if other != name:
+            problems.append(
+                f"RUNS: run names {other!r} and {name!r} differ only in case; on macOS they "
+                "would share one folder: rename one"
+            )
+        named[name] = text
+    return named, problems
+
+
+def _not_a_string(name: Any, runs: dict) -> str:
+    if name is None:
+        return "RUNS: a run named None; a run name is a string such as 'baseline'"
+    if str(name) in runs:
+        return f"RUNS: run names {name!r} and {str(name)!r} would share one folder; rename one (names are strings)"
+    return f"RUNS: run name {name!r} is {config.kind(name)}; write it as a string: {str(name)!r}"
+
+
 def override_hash(override: dict) -> str:
-    """Same meaning, same hash: comments, indentation and key order do not count."""
-    canonical = json.dumps(override, sort_keys=True, default=str, separators=(",", ":"))
+    """Same meaning, same hash: comments, indentation and key order do not count; types do."""
+    canonical = json.dumps(_canonical(override), sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _canonical(value: Any) -> Any:
+    """`value` in a form `json.dumps(sort_keys=True)` takes, keeping each key's type: a mapping whose
+    keys are not all plain text has every key tagged (`!int:7`, `!str:7`, `!NoneType:None`),
+    so `{7: x}` and `{'7': x}` differ and mixed keys sort. Plain text keys stay as they are, so
+    every override hashed before keeps its hash. Sets are sorted: their order changes per process."""
+    if isinstance(value, dict):
+        if all(isinstance(key, str) and not key.startswith("!") for key in value):
+            return {key: _canonical(item) for key, item in value.items()}
+        return {f"!{type(key).__name__}:{key}": _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return {"!set": sorted(json.dumps(_canonical(item), sort_keys=True, default=str) for item in value)}
+    return value
 
 
 @dataclass
@@ -177,7 +220,10 @@ class Experiment:
             except ConfigError as exc:
                 problems.append(str(exc))
                 continue
-            found = config.check_override(self.base, override, strict["strict_keys"], strict["strict_types"])
+            hints = max(0, MAX_PROBLEMS - len(problems))
+            found = config.check_override(
+                self.base, override, strict["strict_keys"], strict["strict_types"], hints=hints
+            )
             if found:
                 problems.extend(config.locate(found, yaml_text, source, first_line, label))
                 continue
@@ -189,7 +235,7 @@ class Experiment:
                 continue
             specs.append(self._spec(name, text, override, merged, seed, force))
         if problems:
-            raise ConfigError("\n".join(problems))
+            raise ConfigError.of(problems)
         return specs
 
     def _spec(self, name: str, text: str, override: dict, merged: dict, seed: int, force: bool) -> RunSpec:

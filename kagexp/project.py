@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kagexp import config
 from kagexp.errors import ConfigError, InvalidNameError, NotFoundError
+from kagexp.settings import check_settings
 
 SETTINGS_FILE = "kagexp.yml"
 LINEAGE_FILE = "lineage.yml"
@@ -35,7 +37,8 @@ DEFAULT_SETTINGS: dict = {
     },
 }
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+MAX_NAME = 100  # characters; a name is a folder name, and paths have limits (ENAMETOOLONG)
 
 
 @dataclass
@@ -102,7 +105,7 @@ class Project:
         """Experiment folder names, in number order (`exp2` before `exp10`)."""
         if not self.exp_root.is_dir():
             return []
-        names = [p.name for p in self.exp_root.iterdir() if p.is_dir() and _NAME_RE.match(p.name)]
+        names = [p.name for p in self.exp_root.iterdir() if p.is_dir() and _NAME_RE.fullmatch(p.name)]
         return sorted(names, key=natural)
 
 
@@ -112,10 +115,13 @@ def natural(name: str) -> tuple:
 
 
 def check_name(name: str, what: str) -> str:
-    """Experiment and run names become folder names: no separators, `..`, spaces or leading dots."""
+    """Experiment and run names become folder names: no separators, `..`, spaces, line breaks or
+    leading dots, and at most `MAX_NAME` characters; checked before any folder is made."""
     if isinstance(name, str) and ".." in name:
         raise InvalidNameError(f"invalid {what} name {name!r}: `..` is not allowed in names")
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if isinstance(name, str) and len(name) > MAX_NAME:
+        raise InvalidNameError(f"invalid {what} name {name[:40]!r}… ({len(name)} characters): at most {MAX_NAME}")
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidNameError(
             f"invalid {what} name {name!r}: use letters, digits, `_`, `-` and `.`, starting with a letter or digit"
         )
@@ -148,7 +154,7 @@ def find_root(start: Path) -> Path:
     start = start.resolve()
     candidates = [start, *start.parents]
     for folder in candidates:
-        if (folder / SETTINGS_FILE).is_file():
+        if os.path.lexists(folder / SETTINGS_FILE):  # a folder or a broken link too: load_settings says so
             return folder
     for folder in candidates:
         if (folder / "exp").is_dir():
@@ -162,16 +168,27 @@ def load_project(start: Path | None = None) -> Project:
 
 
 def load_settings(root: Path) -> dict:
-    """Defaults merged with `kagexp.yml`, which is checked as strictly as an override."""
+    """Defaults merged with `kagexp.yml`, which is checked against the schema of `kagexp.settings`:
+    every problem is one line naming the file, the line and the key."""
     path = root / SETTINGS_FILE
-    if not path.is_file():
+    if not os.path.lexists(path):
         return config.merge(DEFAULT_SETTINGS, {})
-    text = path.read_text(encoding="utf-8")
+    text = config.read_text(path, str(path))
     user = config.parse_mapping(text, str(path))
-    problems = config.check_override(DEFAULT_SETTINGS, user, base_name="kagexp's defaults", extensible=False)
+    problems = check_settings(user, DEFAULT_SETTINGS)
     if problems:
-        raise ConfigError("\n".join(config.locate(problems, text, str(path))))
-    settings = config.merge(DEFAULT_SETTINGS, user)
-    if settings["metric"]["direction"] not in ("max", "min"):
-        raise ConfigError(f"{path}: `metric.direction` must be `max` or `min`, not {settings['metric']['direction']!r}")
-    return settings
+        raise ConfigError.of(config.locate(problems, text, str(path)))
+    return config.merge(DEFAULT_SETTINGS, _without_empty_sections(user, DEFAULT_SETTINGS))
+
+
+def _without_empty_sections(user: dict, defaults: dict) -> dict:
+    """`wandb:` with nothing under it (null to YAML) means the section's defaults; `user` is valid."""
+    out = {}
+    for key, value in user.items():
+        default = defaults.get(key)
+        if isinstance(default, dict):
+            if value is None:
+                continue
+            value = _without_empty_sections(value, default)
+        out[key] = value
+    return out

@@ -163,8 +163,9 @@ def find_run(project: Project, text: str) -> RunRecord:
     exp = project.find_exp(parts[0])
     if not project.exp_dir(exp).is_dir() and not project.output_dir(exp).is_dir():
         raise NotFoundError(f"no experiment {exp}{unknown(exp, project.experiments())}")
+    canonical = run_name(parts[1])  # also refuses a name no run can have, before it becomes a path
     literal = project.output_dir(exp) / parts[1]  # a run named `1` in a RUNS dict is `1`, not run001
-    run = parts[1] if RunFolder(literal).is_run() else run_name(parts[1])
+    run = parts[1] if RunFolder(literal).is_run() else canonical
     run_dir = project.output_dir(exp) / run
     if not RunFolder(run_dir).is_run():
         existing = sorted(p.name for p in project.output_dir(exp).glob("*") if RunFolder(p).is_run())

@@ -11,6 +11,7 @@ import operator
 import re
 from collections import Counter
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from kagexp import config
@@ -34,18 +35,65 @@ class Condition:
     def matches(self, record: RunRecord) -> bool:
         if not record.has(self.key):
             return False
-        left = record.value(self.key)
-        if self.op in ("==", "!=") or _comparable(left, self.value):
+        left, right = _aligned(record.value(self.key), self.value)
+        if self.op in ("==", "!=") or _comparable(left, right):
             try:
-                return bool(_OPS[self.op](left, self.value))
+                return bool(_OPS[self.op](left, right))
             except TypeError:
                 return False
         return False
 
+    def why_nothing(self, records: list[RunRecord]) -> str | None:
+        """Why an ordering matches no run although runs have the key: no value of theirs can be
+        ordered against this one (`cv>abc`, `started>2020`); None when some can."""
+        if self.op in ("==", "!="):
+            return None
+        values = [r.value(self.key) for r in records if r.has(self.key) and r.value(self.key) is not None]
+        if not values or any(_comparable(*_aligned(value, self.value)) for value in values):
+            return None
+        example = values[0]
+        hint = f"; compare times with a date or a time, such as {self.key}>2026-12-01" if _as_time(example) else ""
+        return (
+            f"--where: `{self.key}` is {config.kind(example)} in the runs ({cell(example)}), and `{self.op}` "
+            f"cannot compare it with {config.kind(self.value)} ({config.yaml_text(self.value)}){hint}"
+        )
+
 
 def _comparable(a: Any, b: Any) -> bool:
     numbers = (int, float)
-    return (isinstance(a, numbers) and isinstance(b, numbers)) or (isinstance(a, str) and isinstance(b, str))
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return True
+    return type(a) is type(b) and isinstance(a, (str, date))
+
+
+def _aligned(left: Any, right: Any) -> tuple[Any, Any]:
+    """A date or time in `--where` against a recorded time (ISO text, as `started` is): a date
+    compares with the day the time falls on (`started>=2026-12-01`: from that day on), a time
+    to the second, read in the recorded time's zone when it names none."""
+    when = _as_time(left) if isinstance(right, date) else None
+    if when is None:
+        return left, right
+    if not isinstance(right, datetime):
+        return when.date(), right
+    if right.tzinfo is None:
+        right = right.replace(tzinfo=when.tzinfo)
+    elif when.tzinfo is None:
+        when = when.replace(tzinfo=right.tzinfo)
+    return when, right
+
+
+def _as_time(value: Any) -> datetime | None:
+    """`value` as a datetime: a datetime, a date (at midnight) or ISO text; else None."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str) and value[:1].isdigit():
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
 
 
 def parse_where(text: str) -> list[Condition]:
@@ -78,6 +126,9 @@ def where(records: list[RunRecord], text: str | None) -> list[RunRecord]:
     for condition in conditions:
         if records and not any(r.has(condition.key) for r in records):
             raise ConfigError(f"--where: no run has a key `{condition.key}`{config.did_you_mean(condition.key, known)}")
+        reason = condition.why_nothing(records)
+        if reason:
+            raise ConfigError(reason)
     return [r for r in records if all(c.matches(r) for c in conditions)]
 
 

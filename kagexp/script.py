@@ -164,8 +164,9 @@ def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> 
     options = launch_options(args)
     if args.dry_run:
         plans = exp.plan(only=only, force=args.force)
+        launcher = exp.launcher(options, dry_run=True)  # a wrong flag is an error before anything is printed
         print(format_dry_run(exp, plans, args.full))
-        described = exp.launcher(options, dry_run=True).describe([p.spec for p in plans if p.action == "run"])
+        described = launcher.describe([p.spec for p in plans if p.action == "run"])
         if described:
             print(f"\n{described}")
         return EXIT_OK

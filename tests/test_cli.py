@@ -308,8 +308,7 @@ def test_settings_take_no_plus_keys(tmp_path):
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"kagexp: error: {root / 'kagexp.yml'}:1: `+metrc`: this file takes no new keys; write `metrc`",
-        f"kagexp: error: {root / 'kagexp.yml'}:2: `seed` is a boolean (True) here but an int (42) in "
-        "kagexp's defaults; write a value of the same type",
+        f"kagexp: error: {root / 'kagexp.yml'}:2: `seed` must be an int, not a boolean (true)",
     ]
 
 

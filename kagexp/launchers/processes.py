@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 import sys
 import time
@@ -34,6 +35,8 @@ from kagexp.launchers import Reporter, execute_in_worker, interrupt_once, lost, 
 from kagexp.provenance import Provenance, seed_everything
 from kagexp.run import RunFunction, RunResult, RunSpec, flush_std, interrupts
 
+# what CUDA_VISIBLE_DEVICES takes: an index, or a GPU or MIG UUID (`GPU-8f3c2a1e-…`, `MIG-GPU-…/1/0`)
+GPU_ID = re.compile(r"[0-9]+|(?:GPU-|MIG-(?:GPU-)?)[0-9A-Fa-f][0-9A-Fa-f-]*(?:/[0-9]+/[0-9]+)?")
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long runs get to record their end before they are killed
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
@@ -59,8 +62,12 @@ class ProcessesLauncher:
 
     @classmethod
     def from_options(cls, jobs: int | None, gpus: tuple[str, ...]) -> ProcessesLauncher:
-        if any(not gpu.strip() for gpu in gpus):
-            raise UsageError(f"--gpus takes GPU ids separated by commas, such as 0,1; got {','.join(gpus)!r}")
+        odd = [gpu for gpu in gpus if not GPU_ID.fullmatch(gpu.strip())]
+        if odd:
+            raise UsageError(
+                f"--gpus takes GPU ids separated by commas: indexes such as 0,1 or UUIDs such as GPU-8f3c…"
+                f" (as nvidia-smi -L shows them); got {','.join(gpus)!r}, where {odd[0]!r} is not one"
+            )
         if jobs is None:
             jobs = len(gpus) or 1
         if gpus and jobs > len(gpus):

@@ -3,7 +3,6 @@
 Configs are nested dicts with text keys and scalar or list leaves, as YAML gives them. Restrictions,
 each because the property does not hold (or has no meaning) without it:
 
-- keys hold no `.`: flatten joins keys with dots, so `{"a.b": 1}` and `{"a": {"b": 1}}` flatten alike;
 - keys do not start with `+`: in an override `+key` means "add `key`", and merge strips the `+`;
 - floats are finite in the generated configs (NaN is not equal to itself); NaN has its own test;
 - empty mappings are allowed everywhere: flatten keeps them as leaves.
@@ -25,7 +24,7 @@ from kagexp import config
 
 quick = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-keys = st.text(min_size=1, max_size=8).filter(lambda k: "." not in k and not k.startswith("+"))
+keys = st.text(min_size=1, max_size=8).filter(lambda k: not k.startswith("+"))  # dots too: flatten quotes them
 scalars = st.one_of(
     st.none(),
     st.booleans(),
@@ -206,7 +205,7 @@ def base_and_valid_override(draw):
     branches = [k for k, v in config.flatten(base, keep_branches=True).items() if isinstance(v, dict)]
     for path in draw(st.lists(st.sampled_from(sorted(branches)), unique=True, max_size=2)) if branches else []:
         node, target = override, base
-        for part in path.split("."):
+        for part in config.split_key(path):
             node, target = node.setdefault(part, {}), target[part]
             if not isinstance(node, dict):
                 break
@@ -234,7 +233,7 @@ def base_and_unknown_keys(draw):
     unknown = set()
     for _ in range(draw(st.integers(1, 3))):
         parent = draw(st.sampled_from(mappings))
-        parts = parent.split(".") if parent else []
+        parts = config.split_key(parent) if parent else []
         target = base
         for part in parts:
             target = target[part]
@@ -254,6 +253,6 @@ def test_strict_check_rejects_every_key_not_in_the_base(case):
     problems = config.check_override(base, override)
     assert {p.path for p in problems} == unknown, "every unknown key, and only those, is reported"
     for problem in problems:
-        assert "unknown key `" + ".".join(problem.path) + "`" in problem.message
+        assert "unknown key `" + ".".join(map(config.key_text, problem.path)) + "`" in problem.message
         assert "+" + problem.path[-1] in problem.message, "the message says how to add the key on purpose"
     assert config.check_override(base, override, strict_keys=False) == []
