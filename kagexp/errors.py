@@ -70,6 +70,12 @@ def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
         print("kagexp: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `kagexp runs | head`: stop quietly, as `cat` does
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        quiet_stdout()
         return EXIT_OK
+
+
+def quiet_stdout() -> None:
+    """After the reader of stdout went away: send the rest to /dev/null, so that what is still
+    buffered cannot fail again when Python flushes it at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

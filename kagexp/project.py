@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +145,9 @@ def run_name(text: str) -> str:
 
 
 def find_root(start: Path) -> Path:
-    """The nearest folder holding `kagexp.yml`, else the nearest one holding `exp/`."""
-    start = start.resolve()
+    """The nearest folder holding `kagexp.yml`, else the nearest one holding `exp/`: above `start`
+    as written (made absolute, links kept), so that a linked experiment belongs to this project."""
+    start = Path(os.path.abspath(start))
     candidates = [start, *start.parents]
     for folder in candidates:
         if (folder / SETTINGS_FILE).is_file():
