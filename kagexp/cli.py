@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from kagexp import __version__, tables
-from kagexp.errors import run_command
+from kagexp.errors import quiet_stdout, run_command
 
 FORMATS = click.Choice(tables.FORMATS)
 STATUSES = ["done", "failed", "interrupted", "running", "stale", "unknown", "corrupt"]
@@ -194,13 +194,17 @@ def diff(a: str, b: str | None, stat: bool, only_config: bool, only_code: bool, 
     from kagexp import diff as diffing
     from kagexp.views import comparison_text
 
-    project = _project()
-    comparison = diffing.compare(project, a, b)
-    if tool:
+    if tool is not None:
+        diffing.tool_command(tool)  # a malformed --tool is an error before anything is compared
+    comparison = diffing.compare(_project(), a, b)
+    if tool is not None:
         sys.exit(diffing.open_tool(tool, comparison.left, comparison.right))
     parts = ("config",) if only_config else ("code",) if only_code else ("config", "code")
-    for line in comparison_text(comparison, stat, parts):
-        click.echo(_colored(line))
+    try:
+        for line in comparison_text(comparison, stat, parts):
+            click.echo(_colored(line))
+    except BrokenPipeError:  # `kagexp diff … | head`: stop quietly; --exit-code still answers, as git's does
+        quiet_stdout()
     if exit_code and comparison.differs:
         sys.exit(1)
 

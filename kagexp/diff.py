@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from kagexp import config
-from kagexp.errors import ConfigError, InvalidNameError, KagexpError, NotFoundError
+from kagexp.errors import ConfigError, InvalidNameError, KagexpError, NotFoundError, UsageError
 from kagexp.project import Project, unknown
-from kagexp.provenance import code_files
+from kagexp.provenance import CodeEntry, code_files, read_code
 from kagexp.records import RunRecord, find_run
 from kagexp.runfolder import code_dir
 
@@ -103,28 +103,44 @@ def compare(project: Project, a: str, b: str | None = None) -> Comparison:
 
 
 def compare_files(left: Side, right: Side, project: Project) -> list[FileChange]:
-    """Files added, removed and changed between the two code folders, with unified diffs."""
+    """Files added, removed and changed between the two code folders, with unified diffs; links
+    compare by their target text, and FIFOs, sockets and devices are no code (never opened)."""
     if left.code_dir is None or right.code_dir is None:
         return []
     exclude = project.settings["new"]["exclude"]
     a, b = set(code_files(left.code_dir, exclude)), set(code_files(right.code_dir, exclude))
     changes = []
     for path in sorted(a | b):
-        if path not in b:
-            changes.append(FileChange(path, "removed"))
-        elif path not in a:
-            changes.append(FileChange(path, "added"))
-        else:
-            old, new = (left.code_dir / path).read_bytes(), (right.code_dir / path).read_bytes()
-            if old != new:
-                changes.append(FileChange(path, "changed", _unified(old, new, left.label, right.label, path)))
+        old = read_code(left.code_dir / path) if path in a else None
+        new = read_code(right.code_dir / path) if path in b else None
+        change = _change(path, old, new, left.label, right.label)
+        if change:
+            changes.append(change)
     return changes
 
 
-def _unified(old: bytes, new: bytes, left: str, right: str, path: str) -> str:
+def _change(path: str, old: CodeEntry | None, new: CodeEntry | None, left: str, right: str) -> FileChange | None:
+    if old == new:
+        return None
+    if old is None:
+        return FileChange(path, "added")
+    if new is None:
+        return FileChange(path, "removed")
+    return FileChange(path, "changed", _unified(_text(old), _text(new), left, right, path))
+
+
+def _text(entry: CodeEntry) -> str | None:
+    """What a diff shows of a file: its text (None when binary); of a link, where it points."""
+    if entry.link:
+        return f"symlink to {entry.data.decode('utf-8', 'replace')}\n"
     try:
-        a, b = old.decode("utf-8"), new.decode("utf-8")
+        return entry.data.decode("utf-8")
     except UnicodeDecodeError:
+        return None
+
+
+def _unified(a: str | None, b: str | None, left: str, right: str, path: str) -> str:
+    if a is None or b is None:
         return "binary files differ\n"
     lines = difflib.unified_diff(
         a.splitlines(keepends=True), b.splitlines(keepends=True), f"{left}/{path}", f"{right}/{path}"
@@ -143,6 +159,7 @@ def compare_metrics(a: dict, b: dict) -> list[tuple[str, Any, Any, Any]]:
 
 
 ENVIRONMENT_KEYS = (
+    "git",  # only when it is no mapping: null (no repository) or a damaged value
     "git.commit",
     "git.branch",
     "git.dirty",
@@ -156,10 +173,11 @@ ENVIRONMENT_KEYS = (
 
 
 def compare_environment(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
-    """What differs between two runs' machines: git state, python, host, GPUs, package versions."""
+    """What differs between two runs' machines: git state, python, host, GPUs, package versions.
+    `meta.json` is read as found: a value of another shape (`"git": "x"`) is compared as it is."""
     flat_a, flat_b = _without_packages(a), _without_packages(b)
     rows = [(k, flat_a.get(k), flat_b.get(k)) for k in ENVIRONMENT_KEYS if flat_a.get(k) != flat_b.get(k)]
-    packages_a, packages_b = a.get("packages") or {}, b.get("packages") or {}
+    packages_a, packages_b = _packages(a), _packages(b)
     for name in sorted(set(packages_a) | set(packages_b), key=str.lower):
         if packages_a.get(name) != packages_b.get(name):
             rows.append((f"packages.{name}", packages_a.get(name), packages_b.get(name)))
@@ -170,11 +188,30 @@ def _without_packages(meta: dict) -> dict:
     return config.flatten({k: v for k, v in meta.items() if k != "packages"})
 
 
+def _packages(meta: dict) -> dict:
+    """`packages` of a meta.json: name → version, or {} when it is not such a mapping."""
+    packages = meta.get("packages")
+    return packages if isinstance(packages, dict) else {}
+
+
+def tool_command(tool: str) -> list[str]:
+    """`--tool` split as a shell would (quotes, escapes), never run by one; a clear error when
+    it does not split (an unclosed quote) or names no program."""
+    try:
+        words = shlex.split(tool)
+    except ValueError as exc:
+        raise UsageError(f"--tool {tool!r}: {exc} (close the quote, or escape it with a backslash)") from None
+    if not words:
+        raise UsageError("--tool names no program; give a diff tool, e.g. --tool meld")
+    return words
+
+
 def open_tool(tool: str, left: Side, right: Side) -> int:
     """Open an external diff tool on the two code folders; the command is split, never run by a shell."""
+    words = tool_command(tool)
     if left.code_dir is None or right.code_dir is None:
         raise NotFoundError("no code folder to compare (a run without its code snapshot)")
-    command = [*shlex.split(tool), str(left.code_dir), str(right.code_dir)]
+    command = [*words, str(left.code_dir), str(right.code_dir)]
     try:
         return subprocess.call(command)
     except FileNotFoundError:

@@ -82,8 +82,7 @@ def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
         print("kagexp: interrupted", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `kagexp runs | head`: stop quietly, as `cat` does
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        quiet_stdout()
         return EXIT_OK
     except OSError as exc:
         if exc.errno not in _ENVIRONMENT:
@@ -97,3 +96,10 @@ def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
 
 # What the machine refuses (a full or read-only disk, permissions): the user's to fix, not a bug.
 _ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EMFILE, errno.ENAMETOOLONG}
+
+
+def quiet_stdout() -> None:
+    """After the reader of stdout went away: send the rest to /dev/null, so that what is still
+    buffered cannot fail again when Python flushes it at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

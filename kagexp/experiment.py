@@ -125,7 +125,10 @@ class Experiment:
     script: Path | None = None
 
     def __post_init__(self) -> None:
-        self.exp_dir = Path(self.exp_dir).resolve()
+        # absolute, not resolved: a linked experiment folder (exp/exp002 -> another project's
+        # exp001) is exp002 of this project, and its runs are written here, not into the other one
+        self.exp_dir = Path(os.path.abspath(self.exp_dir))
+        self.script = Path(os.path.abspath(self.script)) if self.script else None
         if self.project is None:
             self.project = load_project(self.exp_dir)
         try:

@@ -1,12 +1,15 @@
-"""Atomic file writes: a crash leaves either the old file or the new one, never half of one."""
+"""Atomic file writes: a crash leaves either the old file or the new one, never half of one; and
+reads that take regular files only, so that a FIFO, a device or a link in a folder never hangs kagexp."""
 
 from __future__ import annotations
 
+import errno
 import itertools
 import json
 import os
 import shutil
 from pathlib import Path
+from stat import S_ISREG
 from typing import Any
 
 _counter = itertools.count()
@@ -58,6 +61,45 @@ def copy_file(src: Path, dst: Path) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def open_regular(path: Path, follow: bool = False) -> tuple[int, os.stat_result] | None:
+    """A read-only descriptor of `path` and its stat when it is a regular file, else None.
+
+    Never waits and never wanders: `O_NONBLOCK` because opening a FIFO waits for a writer
+    forever, `O_NOFOLLOW` (unless `follow`) because a link may point at `/dev/zero` or out of
+    the project, and the `fstat` check because reading a device never ends. None also when the
+    file is gone, a socket or a folder; other errors (no permission) are raised.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ELOOP, errno.ENXIO, errno.EISDIR, errno.ENOTDIR, errno.EOPNOTSUPP):
+            return None
+        raise
+    stat = os.fstat(fd)
+    if not S_ISREG(stat.st_mode):
+        os.close(fd)
+        return None
+    return fd, stat
+
+
+def read_regular(path: Path, follow: bool = False) -> bytes | None:
+    """The bytes of `path` when it is a regular file, else None (see `open_regular`)."""
+    opened = open_regular(path, follow)
+    if opened is None:
+        return None
+    with os.fdopen(opened[0], "rb") as f:
+        return f.read()
+
+
+def link_target(path: Path) -> str | None:
+    """The text of a symbolic link (dangling and looping ones too), or None when `path` is no link."""
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 def read_json(path: Path) -> Any:

@@ -150,8 +150,9 @@ def run_name(text: str) -> str:
 
 
 def find_root(start: Path) -> Path:
-    """The nearest folder holding `kagexp.yml`, else the nearest one holding `exp/`."""
-    start = start.resolve()
+    """The nearest folder holding `kagexp.yml`, else the nearest one holding `exp/`: above `start`
+    as written (made absolute, links kept), so that a linked experiment belongs to this project."""
+    start = Path(os.path.abspath(start))
     candidates = [start, *start.parents]
     for folder in candidates:
         if os.path.lexists(folder / SETTINGS_FILE):  # a folder or a broken link too: load_settings says so

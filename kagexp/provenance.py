@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
+from kagexp.files import link_target, open_regular, read_regular
 from kagexp.version import __version__
 
 IGNORED_DIRS = frozenset(
@@ -121,14 +122,48 @@ def is_code_dir(relative: str, exclude: list[str] = ()) -> bool:
 
 
 def code_files(exp_dir: Path, exclude: list[str] = ()) -> list[str]:
-    """The experiment's code files, as sorted `/`-separated paths relative to `exp_dir`."""
+    """The experiment's code, as sorted `/`-separated paths relative to `exp_dir`: regular files
+    and symbolic links (recorded as links, never followed), no FIFOs, sockets or devices."""
     found = []
-    for folder, dirs, files in os.walk(exp_dir):
-        rel_folder = Path(folder).relative_to(exp_dir).as_posix()
-        prefix = "" if rel_folder == "." else rel_folder + "/"
-        dirs[:] = [d for d in dirs if is_code_dir(prefix + d, exclude)]
-        found.extend(prefix + name for name in files if is_code(prefix + name, exclude))
+    stack = [("", exp_dir)]
+    while stack:
+        prefix, folder = stack.pop()
+        for entry in _entries(folder):
+            relative = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if is_code_dir(relative, exclude):
+                    stack.append((relative + "/", Path(entry.path)))
+            elif (entry.is_symlink() or entry.is_file(follow_symlinks=False)) and is_code(relative, exclude):
+                found.append(relative)
     return sorted(found)
+
+
+def _entries(folder: Path) -> list[os.DirEntry]:
+    """A folder's entries; none when it cannot be listed (gone, no permission), as `os.walk` does."""
+    try:
+        with os.scandir(folder) as entries:
+            return list(entries)
+    except OSError:
+        return []
+
+
+@dataclass(frozen=True)
+class CodeEntry:
+    """One file of an experiment's code as it is on disk: a regular file's bytes, or a symbolic
+    link's target text (a link is code as written: following it could leave the folder, reach
+    `/dev/zero`, or loop)."""
+
+    data: bytes
+    link: bool = False
+
+
+def read_code(path: Path) -> CodeEntry | None:
+    """`path` as code; None when it is no longer a regular file or a link (gone since listed)."""
+    data = read_regular(path)
+    if data is not None:
+        return CodeEntry(data)
+    target = link_target(path)
+    return None if target is None else CodeEntry(os.fsencode(target), link=True)
 
 
 def code_hash(exp_dir: Path, files: list[str]) -> str:
@@ -136,13 +171,16 @@ def code_hash(exp_dir: Path, files: list[str]) -> str:
 
     The `RUNS = …` assignment of exp.py is left out: appending a run does not change the code
     of the runs before it (each run's own override is recorded, and hashed, on its own).
+    A link counts by its target text, under a header no file's can have (`link` is no length).
     """
     digest = hashlib.sha256()
     for relative in files:
-        data = (exp_dir / relative).read_bytes()
-        if relative == "exp.py":
-            data = without_runs(data)
-        digest.update(f"{relative}\0{len(data)}\0".encode())
+        entry = read_code(exp_dir / relative)
+        if entry is None:
+            continue
+        data = without_runs(entry.data) if relative == "exp.py" and not entry.link else entry.data
+        kind = "link\0" if entry.link else ""
+        digest.update(f"{relative}\0{kind}{len(data)}\0".encode())
         digest.update(data)
     return digest.hexdigest()[:16]
 
@@ -172,7 +210,7 @@ def snapshot(exp_dir: Path, files: list[str], dest: Path) -> Path:
     for relative in files:
         target = tmp / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(exp_dir / relative, target)
+        copy_code(exp_dir / relative, target)
     tmp.mkdir(parents=True, exist_ok=True)
     try:
         os.rename(tmp, dest)
@@ -181,6 +219,22 @@ def snapshot(exp_dir: Path, files: list[str], dest: Path) -> Path:
         if not dest.is_dir():
             raise
     return dest
+
+
+def copy_code(src: Path, dst: Path) -> None:
+    """Copy one file of code as `shutil.copy2` would (bytes, mode, times), a link as a link;
+    nothing when `src` is no longer either."""
+    opened = open_regular(src)
+    if opened is None:
+        target = link_target(src)
+        if target is not None:
+            os.symlink(target, dst)
+        return
+    fd, stat = opened
+    with os.fdopen(fd, "rb") as source, open(dst, "wb") as copy:
+        shutil.copyfileobj(source, copy)
+    os.chmod(dst, stat.st_mode & 0o7777)
+    os.utime(dst, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
 @dataclass

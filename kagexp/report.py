@@ -10,15 +10,17 @@ from __future__ import annotations
 import io
 import os
 import re
+import stat
 import sys
 import tempfile
+import traceback
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kagexp import config, files
-from kagexp.errors import NotFoundError
+from kagexp.errors import NotFoundError, TargetExistsError, TemplateError
 from kagexp.leaderboard import correlation, cv_lb_pairs
 from kagexp.project import Project
 from kagexp.records import RunRecord, scan
@@ -26,14 +28,25 @@ from kagexp.results import best_run, summarize, summary_rows, table, varying_key
 from kagexp.runfolder import RunFolder
 from kagexp.tables import cell, render
 
+if TYPE_CHECKING:
+    import jinja2
+
 TEMPLATES = Path(__file__).parent / "templates" / "report"
+REPORT_FILE = "RESULTS.md"
 PLOTS_DIR = "results"
+# The PNG text chunk that marks a plot as the report's own: only such files are ever deleted.
+SOFTWARE = "kagexp report"
+MARK = b"tEXtSoftware\0" + SOFTWARE.encode()
+TEMPLATE_HINT = "fix the template, or delete it to use the built-in one"
 
 
 @dataclass(frozen=True)
 class Plot:
+    """A plot drawn in memory: nothing is written until the whole report has rendered."""
+
     title: str
-    path: str
+    path: str  # as the report links it: `results/NAME.png`
+    data: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ def report_experiment(project: Project, exp: str) -> Path:
     exp_dir = project.exp_dir(name)
     if not exp_dir.is_dir():
         raise NotFoundError(f"no experiment exp/{name}{config.did_you_mean(name, project.experiments())}")
+    template = _template(project, "experiment.md.j2", "report.md.j2")
     records = scan(project, [name])
     metric, direction = project.settings["metric"]["name"], project.settings["metric"]["direction"]
     lineage = project.lineage(name)
@@ -66,16 +80,14 @@ def report_experiment(project: Project, exp: str) -> Path:
         "config_changes": _config_changes(project, lineage.get("parent"), exp_dir),
         "cv_lb": pairs,
         "correlation": correlation([(cv, lb) for _, cv, lb in pairs]),
-        **_plots(lambda plt: _experiment_plots(plt, exp_dir / PLOTS_DIR, records, metric, pairs)),
+        **_plots(lambda plt: _experiment_plots(plt, records, metric, pairs)),
     }
-    path = exp_dir / "RESULTS.md"
-    files.write_text(path, _render(project, "experiment.md.j2", "report.md.j2", context))
-    return path
+    return _write(project, exp_dir, _render(template, context), context["plots"])
 
 
 def report_project(project: Project) -> Path:
     """Write the project's `RESULTS.md`: one row per experiment, the metric across experiments."""
-
+    template = _template(project, "project.md.j2", "report-all.md.j2")
     metric, direction = project.settings["metric"]["name"], project.settings["metric"]["direction"]
     summaries = summarize(project)
     records = scan(project)
@@ -91,11 +103,9 @@ def report_project(project: Project) -> Path:
         "best": _best(records, metric, direction),
         "cv_lb": pairs,
         "correlation": correlation([(cv, lb) for _, cv, lb in pairs]),
-        **_plots(lambda plt: _project_plots(plt, project.root / PLOTS_DIR, best, metric, pairs)),
+        **_plots(lambda plt: _project_plots(plt, best, metric, pairs)),
     }
-    path = project.root / "RESULTS.md"
-    files.write_text(path, _render(project, "project.md.j2", "report-all.md.j2", context))
-    return path
+    return _write(project, project.root, _render(template, context), context["plots"])
 
 
 def _counts(records: list[RunRecord]) -> str:
@@ -111,20 +121,146 @@ def _best(records: list[RunRecord], metric: str | None, direction: str) -> Best 
 def _config_changes(project: Project, parent: str | None, exp_dir: Path) -> list[config.Change] | None:
     if not parent or not (project.exp_root / str(parent) / "config.yml").is_file():
         return None
+    if not (exp_dir / "config.yml").is_file():
+        return None
     old = config.read_mapping(project.exp_root / str(parent) / "config.yml")
     return config.diff(old, config.read_mapping(exp_dir / "config.yml"))
 
 
-def _render(project: Project, builtin: str, override: str, context: dict) -> str:
+def _template(project: Project, builtin: str, override: str) -> jinja2.Template:
+    """The project's own template when it has one, else the built-in one: read and compiled
+    before anything is drawn, so that a broken one fails at once."""
     import jinja2
 
     custom = project.root / override
-    if custom.is_file():
-        template = jinja2.Template(custom.read_text(encoding="utf-8"), keep_trailing_newline=True)
-    else:
-        environment = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), keep_trailing_newline=True)
-        template = environment.get_template(builtin)
-    return re.sub(r"\n{3,}", "\n\n", template.render(**context)).rstrip("\n") + "\n"
+    if not os.path.lexists(custom):
+        return _environment(jinja2.FileSystemLoader(TEMPLATES)).get_template(builtin)
+    source = _template_source(custom, override)
+    loader = jinja2.FunctionLoader(lambda _: (source, str(custom), lambda: True))
+    try:
+        return _environment(loader).get_template(override)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"{override}:{exc.lineno}: {str(exc.message).rstrip('.')}; {TEMPLATE_HINT}") from None
+
+
+def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    """Undefined names are errors, not empty text: a typo in a template is found, like one in a config."""
+    import jinja2
+
+    return jinja2.Environment(loader=loader, keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+
+
+def _render(template: jinja2.Template, context: dict) -> str:
+    """The report's text, in memory. A project's own template is the project's code, so whatever
+    it raises is the user's to fix: one line naming the template and its line (in a built-in
+    template, an error is a bug of kagexp's, with its traceback)."""
+    try:
+        text = template.render(**context)
+    except Exception as exc:
+        if Path(template.filename).parent == TEMPLATES:
+            raise
+        line = _template_line(exc, template.filename)
+        where = f"{template.name}:{line}" if line else template.name
+        message = (str(exc).splitlines() or [""])[0].rstrip(".")
+        raise TemplateError(f"{where}: {type(exc).__name__}: {message}; {TEMPLATE_HINT}") from None
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"
+
+
+def _template_source(path: Path, name: str) -> str:
+    data = files.read_regular(path, follow=True)
+    if data is None:
+        problem = "not a readable file (a folder, a FIFO or a broken link)"
+        raise TemplateError(f"{name}: {problem}; make it a file, or remove it to use the built-in template")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problem = f"not UTF-8 (byte 0x{data[exc.start]:02x})"
+        raise TemplateError(f"{name}:{line}: {problem}; save the template as UTF-8") from None
+
+
+def _template_line(exc: BaseException, filename: str) -> int | None:
+    """The template line that raised: Jinja2 rewrites tracebacks so that frames point into the template."""
+    lines = [frame.lineno for frame in traceback.extract_tb(exc.__traceback__) if frame.filename == filename]
+    return lines[-1] if lines else None
+
+
+# --- writing ---------------------------------------------------------------------------
+
+
+def _write(project: Project, folder: Path, text: str, plots: list[Plot]) -> Path:
+    """Write what was rendered in memory: the plots, then RESULTS.md; then delete the plots an
+    earlier report made that this one no longer links. Every target is checked before the first write."""
+    report, plots_dir = folder / REPORT_FILE, folder / PLOTS_DIR
+    _check_target(project, report)
+    if plots:
+        _check_plots_dir(project, plots_dir)
+        for plot in plots:
+            _check_target(project, folder / plot.path)
+        plots_dir.mkdir(exist_ok=True)
+    for plot in plots:
+        files.write_bytes(folder / plot.path, plot.data)
+    _remove_stale_plots(plots_dir, {Path(plot.path).name for plot in plots})
+    files.write_text(report, text)
+    return report
+
+
+def _check_target(project: Project, path: Path) -> None:
+    """A file the report replaces: absent, a file or a link (replaced, never written through)."""
+    mode = _mode(path)
+    if mode is not None and not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise TargetExistsError(
+            f"{_relative(project, path)}: is {_kind(mode)}, where the report writes a file; move it away"
+        )
+
+
+def _check_plots_dir(project: Project, path: Path) -> None:
+    """The report's own plots folder: absent or a real folder (a link could lead out of the project)."""
+    mode = _mode(path)
+    if mode is not None and not stat.S_ISDIR(mode):
+        raise TargetExistsError(
+            f"{_relative(project, path)}: is {_kind(mode)}, where the report keeps its plots in a folder; move it away"
+        )
+
+
+def _remove_stale_plots(plots_dir: Path, linked: set[str]) -> None:
+    """Delete the PNGs an earlier report wrote that this one no longer links: only files carrying
+    the report's mark, never one the user put there."""
+    mode = _mode(plots_dir)
+    if mode is None or not stat.S_ISDIR(mode):
+        return
+    for entry in os.scandir(plots_dir):
+        if entry.name.endswith(".png") and entry.name not in linked and _made_by_report(Path(entry.path)):
+            os.unlink(entry.path)
+
+
+def _made_by_report(path: Path) -> bool:
+    opened = files.open_regular(path)
+    if opened is None:
+        return False
+    try:
+        return MARK in os.read(opened[0], 256)
+    finally:
+        os.close(opened[0])
+
+
+def _mode(path: Path) -> int | None:
+    try:
+        return os.lstat(path).st_mode
+    except FileNotFoundError:
+        return None
+
+
+def _kind(mode: int) -> str:
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a file"), (stat.S_ISLNK, "a link"), (stat.S_ISFIFO, "a FIFO"))
+    return next((name for test, name in kinds if test(mode)), "a socket or device")
+
+
+def _relative(project: Project, path: Path) -> str:
+    try:
+        return path.relative_to(project.root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 # --- plots -------------------------------------------------------------------------------
@@ -145,17 +281,16 @@ def _plots(draw) -> dict:
     return {"plots": draw(plt), "plots_missing": False}
 
 
-def _save(plt, fig, folder: Path, name: str, title: str) -> Plot:
-    """PNG bytes without metadata (no date, no version), written atomically."""
-    folder.mkdir(parents=True, exist_ok=True)
+def _save(plt, fig, name: str, title: str) -> Plot:
+    """PNG bytes in memory, without a date or version (same runs, same bytes), and with the
+    report's mark, by which a later report knows the file as its own."""
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90, metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=90, metadata={"Software": SOFTWARE})
     plt.close(fig)
-    files.write_bytes(folder / name, buffer.getvalue())
-    return Plot(title, f"{PLOTS_DIR}/{name}")
+    return Plot(title, f"{PLOTS_DIR}/{name}", buffer.getvalue())
 
 
-def _experiment_plots(plt, folder: Path, records: list[RunRecord], metric: str | None, pairs) -> list[Plot]:
+def _experiment_plots(plt, records: list[RunRecord], metric: str | None, pairs) -> list[Plot]:
     scored = [r for r in records if metric and _number(r.metrics.get(metric))]
     plots = []
     if scored:
@@ -164,7 +299,7 @@ def _experiment_plots(plt, folder: Path, records: list[RunRecord], metric: str |
         ax.set_ylabel(metric)
         ax.tick_params(axis="x", rotation=45)
         fig.tight_layout()
-        plots.append(_save(plt, fig, folder, f"{_slug(metric)}_per_run.png", f"{metric} per run"))
+        plots.append(_save(plt, fig, f"{_slug(metric)}_per_run.png", f"{metric} per run"))
     for key in varying_keys(scored):
         points = [(r.config[key], r.metrics[metric]) for r in scored if _number(r.config.get(key))]
         if len(points) < 2:
@@ -174,14 +309,14 @@ def _experiment_plots(plt, folder: Path, records: list[RunRecord], metric: str |
         ax.set_xlabel(key)
         ax.set_ylabel(metric)
         fig.tight_layout()
-        plots.append(_save(plt, fig, folder, f"{_slug(metric)}_vs_{_slug(key)}.png", f"{metric} against {key}"))
-    plots.extend(_history_plots(plt, folder, records))
+        plots.append(_save(plt, fig, f"{_slug(metric)}_vs_{_slug(key)}.png", f"{metric} against {key}"))
+    plots.extend(_history_plots(plt, records))
     if len(pairs) >= 2:
-        plots.append(_cv_lb_plot(plt, folder, pairs, metric))
+        plots.append(_cv_lb_plot(plt, pairs, metric))
     return plots
 
 
-def _history_plots(plt, folder: Path, records: list[RunRecord]) -> list[Plot]:
+def _history_plots(plt, records: list[RunRecord]) -> list[Plot]:
     """One figure per metric logged at several steps, one line per run."""
     histories = {r.run: _history(r.path) for r in records}
     names = sorted({k for h in histories.values() for k, points in h.items() if len(points) >= 2})
@@ -196,7 +331,7 @@ def _history_plots(plt, folder: Path, records: list[RunRecord]) -> list[Plot]:
         ax.set_ylabel(name)
         ax.legend(fontsize="small")
         fig.tight_layout()
-        plots.append(_save(plt, fig, folder, f"history_{_slug(name)}.png", f"{name} by step"))
+        plots.append(_save(plt, fig, f"history_{_slug(name)}.png", f"{name} by step"))
     return plots
 
 
@@ -211,7 +346,7 @@ def _history(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
     return series
 
 
-def _cv_lb_plot(plt, folder: Path, pairs, metric: str | None) -> Plot:
+def _cv_lb_plot(plt, pairs, metric: str | None) -> Plot:
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
     ax.scatter([cv for _, cv, _ in pairs], [lb for _, _, lb in pairs], color="tab:orange")
     for run, cv, lb in pairs:
@@ -219,10 +354,10 @@ def _cv_lb_plot(plt, folder: Path, pairs, metric: str | None) -> Plot:
     ax.set_xlabel(f"CV ({metric})")
     ax.set_ylabel("public LB")
     fig.tight_layout()
-    return _save(plt, fig, folder, "cv_vs_lb.png", "CV against public LB")
+    return _save(plt, fig, "cv_vs_lb.png", "CV against public LB")
 
 
-def _project_plots(plt, folder: Path, best: list[tuple[str, Any]], metric: str | None, pairs) -> list[Plot]:
+def _project_plots(plt, best: list[tuple[str, Any]], metric: str | None, pairs) -> list[Plot]:
     plots = []
     if best:
         fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(best) + 2), 3.2))
@@ -230,9 +365,9 @@ def _project_plots(plt, folder: Path, best: list[tuple[str, Any]], metric: str |
         ax.set_ylabel(f"best {metric}")
         ax.tick_params(axis="x", rotation=45)
         fig.tight_layout()
-        plots.append(_save(plt, fig, folder, f"best_{_slug(metric)}_by_experiment.png", f"best {metric} by experiment"))
+        plots.append(_save(plt, fig, f"best_{_slug(metric)}_by_experiment.png", f"best {metric} by experiment"))
     if len(pairs) >= 2:
-        plots.append(_cv_lb_plot(plt, folder, pairs, metric))
+        plots.append(_cv_lb_plot(plt, pairs, metric))
     return plots
 
 

@@ -156,7 +156,7 @@ def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> 
         raise UsageError(f"{where}: kagexp.main(run, RUNS) needs RUNS, the list of override strings")
     if args.full and not args.dry_run:
         raise UsageError("--full goes with --dry-run (it prints each run's whole merged config)")
-    exp = Experiment(script.parent, runs, script=script.resolve())
+    exp = Experiment(script.parent, runs, script=script)
     if args.list:
         print(format_status_table(exp))
         return EXIT_OK

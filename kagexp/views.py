@@ -54,26 +54,36 @@ def record_text(record: RunRecord) -> list[str]:
 
 
 def _provenance_lines(meta: dict) -> list[str]:
+    """The provenance part of `show`; `meta.json` is printed as found, whatever the shape of a value."""
     if not meta.get("host"):
         return []
-    git = meta.get("git") or {}
-    git_line = (
-        f"git: {git.get('commit') or 'no commit'} on {git.get('branch') or 'detached'}"
-        + (f", dirty ({_diff_note(git)})" if git.get("dirty") else ", clean")
-        if git
-        else "git: not a repository"
-    )
-    command = " ".join(meta.get("command") or [])
+    packages = meta.get("packages")
     return [
         "provenance:",
         f"  host {meta.get('host')}  pid {meta.get('pid')}  user {meta.get('user')}",
         f"  python {meta.get('python')}  kagexp {meta.get('kagexp')}  {meta.get('platform')}",
-        f"  gpus: {', '.join(meta.get('gpus') or []) or 'none'}",
-        f"  {git_line}",
+        f"  gpus: {_joined(meta.get('gpus'), ', ') or 'none'}",
+        f"  {_git_line(meta.get('git'))}",
         f"  code {meta.get('code_hash')}  seed {meta.get('seed')}",
-        f"  command: {command}",
-        f"  packages: {len(meta.get('packages') or {})} recorded in {runfolder.META}",
+        f"  command: {_joined(meta.get('command'), ' ')}",
+        f"  packages: {len(packages) if isinstance(packages, dict) else 0} recorded in {runfolder.META}",
     ]
+
+
+def _git_line(git: object) -> str:
+    if not git:
+        return "git: not a repository"
+    if not isinstance(git, dict):
+        return f"git: {_value(git)}"
+    where = f"{_value(git.get('commit')) or 'no commit'} on {_value(git.get('branch')) or 'detached'}"
+    return f"git: {where}" + (f", dirty ({_diff_note(git)})" if git.get("dirty") else ", clean")
+
+
+def _joined(value: object, separator: str) -> str:
+    """A list (the command line, the GPUs) joined, each item as a table cell shows it; other values as they are."""
+    if isinstance(value, list):
+        return separator.join(_value(item) for item in value)
+    return _value(value)
 
 
 def _diff_note(git: dict) -> str:
