@@ -19,6 +19,7 @@ and that reporting thousands of problems stays fast.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -44,6 +45,9 @@ from test_bad_inputs import (
     tree,
     write,
 )
+
+from kagexp.project import DEFAULT_SETTINGS
+from kagexp.settings import SCHEMA, check_settings
 
 SETTINGS_FILE = "kagexp.yml"
 LONG = "r" * 101
@@ -780,6 +784,30 @@ def test_an_empty_section_takes_its_defaults(tmp_path, text):
     done = run_exp(root, "--dry-run")
     assert done.returncode == 0, done.stderr
     assert kagexp(root, "ls").returncode == 0
+
+
+def test_the_settings_schema_covers_every_default_and_accepts_the_defaults():
+    """A key added to DEFAULT_SETTINGS needs its entry in the schema (else kagexp.yml could not be
+    checked); and the defaults, written out as a kagexp.yml, must pass their own schema."""
+
+    def shape(tree: dict) -> dict:
+        return {key: shape(value) if isinstance(value, dict) else None for key, value in tree.items()}
+
+    assert shape(SCHEMA) == shape(DEFAULT_SETTINGS)
+    assert check_settings(copy.deepcopy(DEFAULT_SETTINGS), DEFAULT_SETTINGS) == []
+
+
+def test_keys_json_has_no_type_for_are_written_and_listed(tmp_path):
+    """A date as a key inside a list of mappings: the summary is still written (as text), the run
+    is `done`, and the listing shows it."""
+    config = BASE_CONFIG + "schedule: [{2020-01-01: warmup}, {1: main}]\nholidays: [2020-12-25]\n"
+    root = make_project(tmp_path / "proj", runs=overrides(depth(2)), config=config)
+    done = run_exp(root)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    summary = json.loads((root / "data/output/exp/exp001/run001/summary.json").read_text())
+    assert summary["status"] == "done" and summary["config"]["schedule"] == [{"2020-01-01": "warmup"}, {"1": "main"}]
+    listed = kagexp(root, "runs", "--all-keys")
+    assert listed.returncode == 0 and '[{"2020-01-01": "warmup"}, {"1": "main"}]' in listed.stdout, listed.stderr
 
 
 @pytest.mark.parametrize(
