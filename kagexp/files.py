@@ -40,12 +40,29 @@ def dumps(obj: Any) -> str:
     """JSON with one top-level key per line: readable, and each value goes through the fast
     C encoder (`indent=` would switch the whole document to the slow pure-Python one)."""
     if not isinstance(obj, dict) or not obj:
-        return json.dumps(obj, ensure_ascii=False, default=str) + "\n"
-    lines = (
-        f" {json.dumps(str(k), ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False, default=str)}"
-        for k, v in obj.items()
-    )
+        return to_json(obj) + "\n"
+    lines = (f" {json.dumps(str(k), ensure_ascii=False)}: {to_json(v)}" for k, v in obj.items())
     return "{\n" + ",\n".join(lines) + "\n}\n"
+
+
+def to_json(value: Any) -> str:
+    """`value` as JSON on one line; what JSON has no type for (a date) is written as text, keys too:
+    a config may hold `[{2020-01-01: x}]`, and its summary must still be written."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except TypeError:  # with `default`, only a key can be refused
+        return json.dumps(_text_keys(value), ensure_ascii=False, default=str)
+
+
+_JSON_KEYS = (str, int, float, bool, type(None))
+
+
+def _text_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k if isinstance(k, _JSON_KEYS) else str(k): _text_keys(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text_keys(item) for item in value]
+    return value
 
 
 def write_json(path: Path, obj: Any) -> None:

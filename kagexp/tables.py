@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
 
 from kagexp.errors import KagexpError
+from kagexp.files import to_json
 
 FORMATS = ("table", "csv", "json", "md")
 
@@ -21,7 +21,7 @@ def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
     """The table as `table` (aligned text), `csv`, `json` (a list of objects) or `md`."""
     if fmt == "json":
         # one object per line: readable, and the fast C encoder (indent= would use the slow one)
-        objects = (json.dumps(dict(zip(columns, row)), ensure_ascii=False, default=str) for row in rows)
+        objects = (to_json(dict(zip(columns, row))) for row in rows)
         return "[\n" + ",\n".join(objects) + "\n]" if rows else "[]"
     if fmt == "csv":
         buffer = io.StringIO()
@@ -49,7 +49,7 @@ def cell(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (list, dict)):
-        return json.dumps(value)
+        return to_json(value)
     return str(value)
 
 

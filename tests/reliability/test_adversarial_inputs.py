@@ -19,6 +19,7 @@ and that reporting thousands of problems stays fast.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -44,6 +45,9 @@ from test_bad_inputs import (
     tree,
     write,
 )
+
+from kagexp.project import DEFAULT_SETTINGS
+from kagexp.settings import SCHEMA, check_settings
 
 SETTINGS_FILE = "kagexp.yml"
 LONG = "r" * 101
@@ -99,13 +103,14 @@ def rename(relative: str, to: str) -> Prepare:
     return prepare
 
 
-def unknown_keys(count: int, indent: str = "") -> str:
-    return "".join(f"{indent}key_{i}: {i}\n" for i in range(count))
+def unknown_keys(count: int) -> str:
+    return "".join(f"key_{i}: {i}\n" for i in range(count))
 
 
 @dataclass(frozen=True)
 class Case:
-    """A bad input: the project, the command (`exp.py …` or `kagexp …`), what the message must say."""
+    """A bad input: the project, the command (`exp.py …`, `python SCRIPT …` or `kagexp …`), and
+    what the message must say (and, in `refuse`, must not)."""
 
     id: str
     argv: tuple[str, ...]
@@ -115,7 +120,7 @@ class Case:
     settings: str = SETTINGS
     prepare: Prepare | None = None
     problems: int = 1
-    refuse: tuple[str, ...] = ()  # text the message must not hold (a wrong suggestion)
+    refuse: tuple[str, ...] = ()
 
     def param(self):
         return pytest.param(self, id=self.id)
@@ -638,7 +643,7 @@ DEGRADED = [
         settings=settings(unknown_keys(4000)),
         problems=21,
     ),
-    Case("gpus-letters", ("exp.py", "--gpus", "a,b"), ("--gpus", "'a' is not one"), runs=RUNS),
+    Case("gpus-letters", ("exp.py", "--gpus", "a,b"), ("--gpus", "'a' is not one")),
     Case("gpus-negative", ("exp.py", "--gpus", "-1"), ("--gpus", "'-1' is not one")),
     Case("gpus-one-bad-of-two", ("exp.py", "--gpus", "0,x"), ("'0,x'", "'x' is not one")),
     Case("gpus-float", ("exp.py", "--gpus", "1.5", "--dry-run"), ("'1.5' is not one",)),
@@ -780,6 +785,30 @@ def test_an_empty_section_takes_its_defaults(tmp_path, text):
     done = run_exp(root, "--dry-run")
     assert done.returncode == 0, done.stderr
     assert kagexp(root, "ls").returncode == 0
+
+
+def test_the_settings_schema_covers_every_default_and_accepts_the_defaults():
+    """A key added to DEFAULT_SETTINGS needs its entry in the schema (else kagexp.yml could not be
+    checked); and the defaults, written out as a kagexp.yml, must pass their own schema."""
+
+    def shape(tree: dict) -> dict:
+        return {key: shape(value) if isinstance(value, dict) else None for key, value in tree.items()}
+
+    assert shape(SCHEMA) == shape(DEFAULT_SETTINGS)
+    assert check_settings(copy.deepcopy(DEFAULT_SETTINGS), DEFAULT_SETTINGS) == []
+
+
+def test_keys_json_has_no_type_for_are_written_and_listed(tmp_path):
+    """A date as a key inside a list of mappings: the summary is still written (as text), the run
+    is `done`, and the listing shows it."""
+    config = BASE_CONFIG + "schedule: [{2020-01-01: warmup}, {1: main}]\nholidays: [2020-12-25]\n"
+    root = make_project(tmp_path / "proj", runs=overrides(depth(2)), config=config)
+    done = run_exp(root)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    summary = json.loads((root / "data/output/exp/exp001/run001/summary.json").read_text())
+    assert summary["status"] == "done" and summary["config"]["schedule"] == [{"2020-01-01": "warmup"}, {"1": "main"}]
+    listed = kagexp(root, "runs", "--all-keys")
+    assert listed.returncode == 0 and '[{"2020-01-01": "warmup"}, {"1": "main"}]' in listed.stdout, listed.stderr
 
 
 @pytest.mark.parametrize(
