@@ -1,8 +1,9 @@
 """`RESULTS.md` for an experiment or the whole project, from Jinja2 templates, with PNG plots.
 
-Reports are deterministic (same runs, same bytes: no timestamps, PNGs without metadata), so they
-sit well in git. A project overrides the templates with its own `report.md.j2` (one experiment)
-or `report-all.md.j2` (the project) at its root.
+Reports are deterministic (same runs, same bytes: no timestamps, PNGs without a date or version),
+so they sit well in git. A project overrides the templates with its own `report.md.j2` (one
+experiment) or `report-all.md.j2` (the project) at its root. Everything is rendered in memory,
+text and plots, before the first write: a report that cannot be made writes nothing.
 """
 
 from __future__ import annotations
