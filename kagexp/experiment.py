@@ -6,6 +6,7 @@ output folder, execute through a launcher, report), for exp.py's front end and n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -154,6 +155,7 @@ class _Parsed:
     source: str
     first_line: int | None
     override: dict | None
+    duplicate: bool = False
 
 
 @dataclass
@@ -265,6 +267,8 @@ class Experiment:
         names, problems = self._names(parsed)
         specs = []
         for item, name in zip(parsed, names):
+            if item.duplicate:
+                continue  # reported once, as a duplicate
             label = f"{self.name}/{name}"
             if item.override is None:  # parsed again for the message, which names the run
                 try:
@@ -310,14 +314,15 @@ class Experiment:
             return self.assigned.current, []
         known, number = dict(self.record.names), self.record.next
         names, problems, first = [], [], {}
-        for item in parsed:
+        for position, item in enumerate(parsed):
             digest = override_hash(item.override) if item.override is not None else None
             if digest in first:
-                where = config.position(item.source, None, item.first_line)
+                where = f"{item.source}:{item.first_line}" if item.first_line else item.source
                 problems.append(
                     f"{where}: {self.name}: this override is already in RUNS as {first[digest]}; "
                     "remove one (a run is its override: the same twice would be one run)"
                 )
+                parsed[position] = dataclasses.replace(item, duplicate=True)
             if digest in known:
                 name = known[digest]
             else:
