@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kagexp import config
+from kagexp import config, guards
 from kagexp.errors import MAX_PROBLEMS, ConfigError, InvalidNameError, NotFoundError, RunStateError, UsageError
 from kagexp.project import Project, check_name, load_project, run_name, unknown
 from kagexp.provenance import Provenance
@@ -467,6 +467,7 @@ class Experiment:
         todo = [plan.spec for plan in plans if plan.action == "run"]
         if todo:
             require_locks()
+            guards.check(self.project.root, self.exp_dir, self.project.settings["git"], [s.name for s in todo])
             self.prepare_output(todo)
         self._remember_runs()
         if reporter:
