@@ -6,6 +6,7 @@ output folder, execute through a launcher, report), for exp.py's front end and n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -18,12 +19,21 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kagexp import config
+from kagexp import config, guards
 from kagexp.errors import MAX_PROBLEMS, ConfigError, InvalidNameError, NotFoundError, RunStateError, UsageError
 from kagexp.project import Project, check_name, load_project, run_name, unknown
 from kagexp.provenance import Provenance
 from kagexp.run import RunFunction, RunResult, RunSpec, on_interrupt
-from kagexp.runfolder import RunFolder, check_code_dir, holder_of, require_locks
+from kagexp.runfolder import (
+    RunFolder,
+    RunsRecord,
+    check_code_dir,
+    holder_of,
+    read_runs_record,
+    require_locks,
+    run_folders,
+    write_runs_record,
+)
 
 if TYPE_CHECKING:
     from kagexp.launchers import Launcher, LaunchOptions, Reporter
@@ -43,22 +53,33 @@ class Planned:
         return self.spec.name
 
 
-def normalize_runs(runs: Any) -> dict[str, str]:
-    """`RUNS` as a list (named run001, run002, … by position) or a dict of names to YAML strings."""
+@dataclass(frozen=True)
+class Entry:
+    """One RUNS entry: its YAML text, and its name when RUNS is a dict. A list's entries have no
+    name of their own: each is the run whose override it is (`Experiment.names`)."""
+
+    text: str
+    name: str | None = None
+
+
+def normalize_runs(runs: Any) -> list[Entry]:
+    """`RUNS` as a list of YAML strings, or a dict of run names to YAML strings."""
     if isinstance(runs, (list, tuple)):
-        named, problems = {f"run{i:03d}": text for i, text in enumerate(runs, start=1)}, []
+        pairs, problems = [(None, text) for text in runs], []
     elif isinstance(runs, dict):
         named, problems = _named_runs(runs)
+        pairs = list(named.items())
     else:
         raise ConfigError(f"RUNS must be a list or a dict of YAML strings, not {type(runs).__name__}")
-    for name, text in named.items():
-        if text is None:
-            named[name] = ""
-        elif not isinstance(text, str):
-            problems.append(f"RUNS entry {name} must be a YAML string, not {type(text).__name__}: {text!r:.60}")
+    entries = []
+    for position, (name, text) in enumerate(pairs, start=1):
+        if text is not None and not isinstance(text, str):
+            which = name or f"{position} of the list"
+            problems.append(f"RUNS entry {which} must be a YAML string, not {type(text).__name__}: {text!r:.60}")
+        entries.append(Entry(text or "", name))
     if problems:
         raise ConfigError.of(problems)
-    return named
+    return entries
 
 
 def _named_runs(runs: dict) -> tuple[dict[str, str], list[str]]:
@@ -115,12 +136,34 @@ def _canonical(value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class RunStatus:
+    """A run as `--list` shows it: `in_runs` is False for a run whose RUNS entry is gone."""
+
+    name: str
+    status: str
+    meta: dict
+    in_runs: bool = True
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A RUNS entry read: where it is written, and its override (None: it does not parse)."""
+
+    entry: Entry
+    yaml_text: str
+    source: str
+    first_line: int | None
+    override: dict | None
+    duplicate: bool = False
+
+
 @dataclass
 class Experiment:
     """An experiment folder and its runs; `script` (exp.py) is only used to point at lines in errors."""
 
     exp_dir: Path
-    runs: dict[str, str]
+    runs: Any  # RUNS as given; a list of Entry once checked
     project: Project | None = None
     script: Path | None = None
 
@@ -208,38 +251,88 @@ class Experiment:
             return self._script_name, None, after
         return self._script_name, self._script_text.count("\n", 0, position) + 1, position + 1
 
+    @cached_property
+    def keyed(self) -> bool:
+        """A dict RUNS names its runs; a list's entries are named by their override."""
+        return any(entry.name is not None for entry in self.runs)
+
+    @cached_property
+    def record(self) -> RunsRecord:
+        return read_runs_record(self.out_dir)
+
     def specs(self, force: bool = False) -> list[RunSpec]:
         """Parse, check and merge every override; all problems of all runs raise one ConfigError."""
         strict = self.project.settings["config"]
-        problems: list[str] = []
+        parsed = self._parse()
+        names, problems = self._names(parsed)
         specs = []
-        searched = 0
-        for name, text in self.runs.items():
-            source, first_line, searched = self._source_of(text, searched)
+        for item, name in zip(parsed, names):
+            if item.duplicate:
+                continue  # reported once, as a duplicate
             label = f"{self.name}/{name}"
-            yaml_text = config.dedent(text)
-            try:
-                override = config.parse_mapping(yaml_text, source, first_line, label)
-            except ConfigError as exc:
-                problems.append(str(exc))
+            if item.override is None:  # parsed again for the message, which names the run
+                try:
+                    config.parse_mapping(item.yaml_text, item.source, item.first_line, label)
+                except ConfigError as exc:
+                    problems.append(str(exc))
                 continue
             hints = max(0, MAX_PROBLEMS - len(problems))
             found = config.check_override(
-                self.base, override, strict["strict_keys"], strict["strict_types"], hints=hints
+                self.base, item.override, strict["strict_keys"], strict["strict_types"], hints=hints
             )
             if found:
-                problems.extend(config.locate(found, yaml_text, source, first_line, label))
+                problems.extend(config.locate(found, item.yaml_text, item.source, item.first_line, label))
                 continue
-            merged = config.merge(self.base, override)
+            merged = config.merge(self.base, item.override)
             seed = merged.get("seed", self.project.settings["seed"])
             if not isinstance(seed, int) or isinstance(seed, bool):
-                where = config.position(source, config.key_line(yaml_text, ("seed",)), first_line)
+                where = config.position(item.source, config.key_line(item.yaml_text, ("seed",)), item.first_line)
                 problems.append(f"{where}: {label}: `seed` must be an int, not {seed!r}")
                 continue
-            specs.append(self._spec(name, text, override, merged, seed, force))
+            specs.append(self._spec(name, item.entry.text, item.override, merged, seed, force))
         if problems:
             raise ConfigError.of(problems)
         return specs
+
+    def _parse(self) -> list[_Parsed]:
+        parsed, searched = [], 0
+        for entry in self.runs:
+            source, first_line, searched = self._source_of(entry.text, searched)
+            yaml_text = config.dedent(entry.text)
+            try:
+                override = config.parse_mapping(yaml_text, source, first_line)
+            except ConfigError:
+                override = None
+            parsed.append(_Parsed(entry, yaml_text, source, first_line, override))
+        return parsed
+
+    def _names(self, parsed: list[_Parsed]) -> tuple[list[str], list[str]]:
+        """Each entry's run: a dict's by name; a list entry is the run recorded with its override,
+        wherever it stands now, else the next number never used. The same override twice is an error."""
+        if self.keyed:
+            self.assigned = RunsRecord(self.record.names, [item.entry.name for item in parsed], self.record.next)
+            return self.assigned.current, []
+        known, number = dict(self.record.names), self.record.next
+        names, problems, first = [], [], {}
+        for position, item in enumerate(parsed):
+            digest = override_hash(item.override) if item.override is not None else None
+            if digest in first:
+                where = f"{item.source}:{item.first_line}" if item.first_line else item.source
+                problems.append(
+                    f"{where}: {self.name}: this override is already in RUNS as {first[digest]}; "
+                    "remove one (a run is its override: the same twice would be one run)"
+                )
+                parsed[position] = dataclasses.replace(item, duplicate=True)
+            if digest in known:
+                name = known[digest]
+            else:
+                name, number = f"run{number:03d}", number + 1
+            if digest is not None:
+                first.setdefault(digest, name)
+                known.setdefault(digest, name)
+            names.append(name)
+        self.assigned = RunsRecord(known, names, number)  # what `run` records, once it runs
+        return names, problems
 
     def _spec(self, name: str, text: str, override: dict, merged: dict, seed: int, force: bool) -> RunSpec:
         return RunSpec(
@@ -269,24 +362,25 @@ class Experiment:
     def _note(self) -> str | None:
         return self.project.lineage(self.name).get("note")
 
-    def select(self, only: list[str]) -> list[str]:
-        """Run names from `--only` (`run002`, `2`), each checked to exist."""
+    def select(self, only: list[str], names: list[str]) -> set[str]:
+        """Run names from `--only` (`run002`, `2`), each checked to be one of `names`."""
         if not only:
             raise UsageError("--only names no run; give run names such as run002,run003 (or leave --only out)")
-        chosen = []
+        chosen = set()
         for text in only:
-            name = run_name(text) if text.strip() not in self.runs else text.strip()
-            if name not in self.runs:
-                hint = config.did_you_mean(name, list(self.runs))
-                raise NotFoundError(f"{self.name}: no run named {text!r} in RUNS{hint} (runs: {', '.join(self.runs)})")
-            chosen.append(name)
+            name = run_name(text) if text.strip() not in names else text.strip()
+            if name not in names:
+                hint = config.did_you_mean(name, names)
+                raise NotFoundError(f"{self.name}: no run named {text!r} in RUNS{hint} (runs: {', '.join(names)})")
+            chosen.add(name)
         return chosen
 
     def plan(self, only: list[str] | None = None, force: bool = False) -> list[Planned]:
         """What a call would do, validated in full before anything is written."""
-        selected = set(self.select(only)) if only is not None else None
+        specs = self.specs(force)
+        selected = self.select(only, [spec.name for spec in specs]) if only is not None else None
         plans, changed = [], []
-        for spec in self.specs(force):
+        for spec in specs:
             if selected is not None and spec.name not in selected:
                 continue
             meta = spec.folder.meta()
@@ -295,9 +389,10 @@ class Experiment:
             if status == "done" and not force and meta.get("override_hash") != spec.override_hash:
                 changed.append(spec.name)
         if changed:
+            other = "give the changed run a new name" if self.keyed else "append a new entry to RUNS"
             raise RunStateError(
                 f"{self.name}: {', '.join(changed)} done, but the override changed since; re-run with "
-                f"--force --only {','.join(changed)} (the old attempt is kept) or append a new entry to RUNS"
+                f"--force --only {','.join(changed)} (the old attempt is kept) or {other}"
             )
         return plans
 
@@ -311,14 +406,28 @@ class Experiment:
             return Planned(spec, status, "skip", holder_of(meta))
         return Planned(spec, status, "run")
 
-    def statuses(self) -> list[tuple[str, str, dict]]:
-        """Each run in RUNS with its status on disk and its meta (empty when it never ran)."""
+    def statuses(self) -> list[RunStatus]:
+        """Each run in RUNS with its status on disk and its meta (empty when it never ran), then the
+        runs on disk that RUNS no longer holds (their entry was deleted or edited), in name order."""
+        names = [spec.name for spec in self.specs()]
+        gone = [e.name for e in run_folders(self.out_dir) if e.name not in names] if self.out_dir.is_dir() else []
         rows = []
-        for name in self.runs:
+        for name in [*names, *gone]:
             folder = RunFolder(self.out_dir / name)
+            if name in gone and not folder.is_run():
+                continue
             meta = folder.meta()
-            rows.append((name, folder.status(meta), meta or {}))
+            rows.append(RunStatus(name, folder.status(meta), meta or {}, in_runs=name not in gone))
         return rows
+
+    def _remember_runs(self) -> None:
+        """Record which run each entry is, so numbers stay with overrides and listings can tell
+        the runs RUNS no longer holds. Best effort when nothing runs: the runs' meta is the authority."""
+        if self.out_dir.is_dir():
+            try:
+                write_runs_record(self.out_dir, self.assigned)
+            except OSError:
+                pass
 
     def launcher(
         self, launcher: str | LaunchOptions | Launcher | None = None, *, jobs: int | None = None, gpus=(), dry_run=False
@@ -358,7 +467,9 @@ class Experiment:
         todo = [plan.spec for plan in plans if plan.action == "run"]
         if todo:
             require_locks()
+            guards.check(self.project.root, self.exp_dir, self.project.settings["git"], [s.name for s in todo])
             self.prepare_output(todo)
+        self._remember_runs()
         if reporter:
             reporter.planned(plans, parallel=chosen.parallel)
         with _interruptible():

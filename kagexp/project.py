@@ -24,6 +24,7 @@ DEFAULT_SETTINGS: dict = {
     "config": {"strict_keys": True, "strict_types": True},
     "new": {"exclude": []},
     "wandb": {"enabled": False, "project": None, "entity": None, "mode": None, "tags": [], "job_type": "train"},
+    "git": {"require_clean": False, "branch": None, "auto_commit": False},  # guards, see kagexp.guards
     "slurm": {
         "cluster": "slurm",  # `local`: submitit's local executor, the same code path on this machine
         "partition": None,

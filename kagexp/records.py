@@ -20,7 +20,7 @@ from typing import Any
 from kagexp import config
 from kagexp.errors import NotFoundError
 from kagexp.project import Project, natural, run_name, unknown
-from kagexp.runfolder import SUMMARY_META, RunFolder, load_index, run_folders, save_index
+from kagexp.runfolder import SUMMARY_META, RunFolder, load_index, run_folders, runs_in_record, save_index
 
 FIELDS = ("exp", "run", "status", "lb", "duration", "started")
 SETTLE_NS = 2_000_000_000  # folders changed more recently than this are read, not cached
@@ -38,6 +38,7 @@ class RunRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     lb: float | None = None
+    in_runs: bool | None = None  # False: its RUNS entry is gone; None: not known
 
     @property
     def id(self) -> str:
@@ -111,19 +112,21 @@ def scan_experiment(exp: str, out_dir: Path) -> list[RunRecord]:
     index = load_index(out_dir)
     now = time.time_ns()
     records, fresh = [], {}
+    current = runs_in_record(out_dir)
     for entry in run_folders(out_dir):
         mtime = entry.stat().st_mtime_ns
         cached = index.get(entry.name)
         if cached and cached[0] == mtime:
-            records.append(from_row(exp, entry.name, entry.path, cached[1]))
+            record = from_row(exp, entry.name, entry.path, cached[1])
             fresh[entry.name] = cached
-            continue
-        record = listing_record(exp, Path(entry.path))
-        if record is None:
-            continue
+        else:
+            record = listing_record(exp, Path(entry.path))
+            if record is None:
+                continue
+            if record.status not in ("running", "stale", "corrupt") and now - mtime > SETTLE_NS:
+                fresh[entry.name] = [mtime, record.to_row()]
+        record.in_runs = None if current is None else entry.name in current
         records.append(record)
-        if record.status not in ("running", "stale", "corrupt") and now - mtime > SETTLE_NS:
-            fresh[entry.name] = [mtime, record.to_row()]
     if fresh != index:
         save_index(out_dir, fresh)
     return records

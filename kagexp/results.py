@@ -185,6 +185,7 @@ def _summary(project: Project, name: str, records: list[RunRecord], metric: dict
 
     lineage = project.lineage(name)
     counts = Counter(record.status for record in records)
+    counts["not in RUNS"] = sum(record.in_runs is False for record in records)
     best = best_run(records, metric["name"], metric["direction"])
     timed = [r for r in records if isinstance(r.meta.get("started"), str)]
     started = [r.meta["started"] for r in timed]
@@ -245,11 +246,13 @@ def table(records: list[RunRecord], all_keys: bool = False) -> tuple[list[str], 
     config_keys = list(dict.fromkeys(k for r in records for k in r.config)) if all_keys else varying_keys(records)
     metrics = metric_keys(records)
     lb = ["lb"] if any(r.lb is not None for r in records) else []
-    columns = ["run", "status", *config_keys, *metrics, *lb, "duration"]
+    gone = ["in RUNS"] if any(r.in_runs is False for r in records) else []
+    columns = ["run", "status", *gone, *config_keys, *metrics, *lb, "duration"]
     rows = [
         [
             r.id,
             r.status,
+            *(["no" if r.in_runs is False else ""] if gone else []),
             *(r.config.get(k) for k in config_keys),
             *(r.metrics.get(k) for k in metrics),
             *([r.lb] if lb else []),
@@ -269,6 +272,7 @@ def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[
         "failed",
         "running",
         "stale",
+        "not in RUNS",
         f"best {metric or 'metric'}",
         "last run",
         "code",
@@ -286,6 +290,7 @@ def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[
                 s.counts.get("failed", 0),
                 s.counts.get("running", 0),
                 s.counts.get("stale", 0),
+                s.counts.get("not in RUNS", 0),
                 best,
                 (s.last_run or "")[:19].replace("T", " "),
                 code,

@@ -6,6 +6,7 @@ data/output/exp/exp001/            # an experiment's output folder
 ├── .code/<hash>/                  # one snapshot of the experiment's code per distinct content
 ├── .diffs/<hash>.diff             # the uncommitted changes runs ran with, once per distinct content
 ├── .index.json                    # the listing cache of finished runs (safe to delete)
+├── .runs.json                     # which run each RUNS entry is (by override), the next free number
 └── run002/
     ├── config_update.yml  config.yml  meta.json  summary.json  metrics.json  metrics.jsonl
     ├── log.txt  error.txt  lb.jsonl  submission.csv …
@@ -60,6 +61,7 @@ ATTEMPTS = "attempts"
 LOCK = ".lock"
 CODE = ".code"
 INDEX = ".index.json"
+RUNS_RECORD = ".runs.json"
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
 FINISHED = ("done", "failed", "interrupted")
@@ -515,6 +517,52 @@ def check_code_dir(exp_out: Path, code_hash: str) -> None:
 
 
 INDEX_VERSION = 1
+
+_NUMBERED = re.compile(r"run(\d+)")
+
+
+@dataclass
+class RunsRecord:
+    """What an experiment's RUNS were when it last ran: `names` maps override hashes to run names
+    (a list entry is the run whose override it is, wherever it stands), `current` the runs its
+    RUNS held, `next` the first number never used (numbers are never reused)."""
+
+    names: dict[str, str]
+    current: list[str]
+    next: int
+
+
+def runs_in_record(exp_out: Path) -> set[str] | None:
+    """The runs an experiment's RUNS held when it last ran (None: never recorded), for listings:
+    one small file, no run folder read."""
+    data = _read_dict(exp_out / RUNS_RECORD)
+    current = data.get("current") if data else None
+    return {n for n in current if isinstance(n, str)} if isinstance(current, list) else None
+
+
+def read_runs_record(exp_out: Path) -> RunsRecord:
+    """The record, completed from the run folders themselves (their meta is the authority)."""
+    data = _read_dict(exp_out / RUNS_RECORD) or {}
+    names = data.get("names") if isinstance(data.get("names"), dict) else {}
+    names = {h: n for h, n in names.items() if isinstance(n, str) and _NUMBERED.fullmatch(n)}
+    current = data.get("current") if isinstance(data.get("current"), list) else []
+    current = [n for n in current if isinstance(n, str)]
+    numbers = [int(m.group(1)) for n in names.values() if (m := _NUMBERED.fullmatch(n))]
+    if exp_out.is_dir():
+        for entry in run_folders(exp_out):
+            if match := _NUMBERED.fullmatch(entry.name):
+                numbers.append(int(match.group(1)))
+                override_hash = (RunFolder(Path(entry.path)).meta() or {}).get("override_hash")
+                if isinstance(override_hash, str):
+                    names[override_hash] = entry.name
+    recorded = data.get("next")
+    floor = recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else 1
+    return RunsRecord(names, current, max([floor, *(n + 1 for n in numbers)]))
+
+
+def write_runs_record(exp_out: Path, record: RunsRecord) -> None:
+    data = {"format": FORMAT, "next": record.next, "current": record.current, "names": record.names}
+    files.write_json(exp_out / RUNS_RECORD, data)
 
 
 def load_index(exp_out: Path) -> dict:

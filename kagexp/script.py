@@ -206,9 +206,10 @@ def format_status_table(exp: Experiment) -> str:
     from kagexp.tables import render
 
     rows = []
-    for name, status, meta in exp.statuses():
-        duration = meta.get("duration")
-        metrics = format_metrics(RunFolder(exp.out_dir / name).metrics()).strip()
+    for run in exp.statuses():
+        duration = run.meta.get("duration")
+        metrics = format_metrics(RunFolder(exp.out_dir / run.name).metrics()).strip()
         shown = f"{duration:.2f}s" if isinstance(duration, (int, float)) else ""
-        rows.append([name, status, meta.get("attempt"), shown, metrics])
+        status = run.status if run.in_runs else f"{run.status} (not in RUNS)"
+        rows.append([run.name, status, run.meta.get("attempt"), shown, metrics])
     return render(["run", "status", "attempt", "duration", "metrics"], rows, "table")

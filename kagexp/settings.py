@@ -86,6 +86,7 @@ SCHEMA: dict[str, Any] = {
         "tags": TEXTS,
         "job_type": TEXT,
     },
+    "git": {"require_clean": BOOL, "branch": TEXT_OR_NULL, "auto_commit": BOOL},
     "slurm": {  # types only: the Slurm launcher checks the values (clusters, least numbers)
         "cluster": TEXT,
         "partition": TEXT_OR_NULL,

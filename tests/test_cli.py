@@ -125,7 +125,8 @@ def test_legacy_and_corrupt_runs_are_listed(tmp_path):
 
 def test_ls(project):
     rows = parse_csv(kagexp(project, "ls", "--format", "csv", check_code=0).stdout)
-    columns = ["exp", "parent", "done", "failed", "running", "stale", "best cv", "last run", "code", "note"]
+    columns = ["exp", "parent", "done", "failed", "running", "stale", "not in RUNS", "best cv", "last run", "code"]
+    columns.append("note")
     assert list(rows[0]) == columns
     first, second = rows
     assert (first["exp"], first["parent"], first["done"], first["best cv"], first["code"]) == (

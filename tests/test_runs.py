@@ -77,24 +77,29 @@ def test_reformatted_override_still_counts_as_unchanged(tmp_path):
     assert again.returncode == 0 and "skip exp001/run001: done" in again.stderr
 
 
-def test_changed_override_of_done_run_is_an_error(tmp_path):
-    root = make_project(tmp_path)
+def named_depths(*depths: int) -> dict[str, str]:
+    """RUNS as a dict: its names are the runs' identity (a list's entries are their overrides)."""
+    return dict(zip(("run001", "run002", "run003"), depth_runs(*depths)))
+
+
+def test_changed_override_of_done_named_run_is_an_error(tmp_path):
+    root = make_project(tmp_path, runs=named_depths(1, 2, 3))
     assert run_exp(root).returncode == 0
-    set_runs(root, depth_runs(1, 5, 3))
+    set_runs(root, named_depths(1, 5, 3))
     before = snapshot_tree(root)
     changed = run_exp(root)
     assert changed.returncode == 2
     assert changed.stderr.strip().splitlines() == [
         "kagexp: error: exp001: run002 done, but the override changed since; "
-        "re-run with --force --only run002 (the old attempt is kept) or append a new entry to RUNS"
+        "re-run with --force --only run002 (the old attempt is kept) or give the changed run a new name"
     ]
     assert snapshot_tree(root) == before
 
 
 def test_force_keeps_the_old_attempt(tmp_path):
-    root = make_project(tmp_path)
+    root = make_project(tmp_path, runs=named_depths(1, 2, 3))
     assert run_exp(root).returncode == 0
-    set_runs(root, depth_runs(1, 5, 3))
+    set_runs(root, named_depths(1, 5, 3))
     forced = run_exp(root, "--force", "--only", "2")
     assert forced.returncode == 0, forced.stderr
     assert executions(root) == ["run001", "run002", "run003", "run002"]
@@ -208,7 +213,7 @@ def test_missing_config_and_bad_runs_type(tmp_path):
     )
     root2 = make_project(tmp_path / "p2", runs="[{'model': 1}]")
     bad2 = run_exp(root2)
-    assert bad2.returncode == 2 and "RUNS entry run001 must be a YAML string, not dict" in bad2.stderr
+    assert bad2.returncode == 2 and "RUNS entry 1 of the list must be a YAML string, not dict" in bad2.stderr
 
 
 def test_only_with_unknown_run_suggests(tmp_path):

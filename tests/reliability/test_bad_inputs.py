@@ -312,7 +312,7 @@ CASES: list[Case] = [
         ("exp.py",),
         (
             At(EXP_PY, "'model: {name: 3}'", nth=1, then=": exp001/run002"),
-            At(EXP_PY, "'model: {name: 3}'", nth=2, then=": exp001/run003"),
+            At(EXP_PY, "'model: {name: 3}'", nth=2, then=": exp001: this override is already in RUNS as run002"),
         ),
         runs="[\n    'lr: 0.1',\n    'model: {name: 3}',\n    'model: {name: 3}',\n]",
         prepare=edit(EXP_PY, "'lr: 0.1',", "'lr: 0.1',  # run003 repeats run002: both wrong"),
