@@ -136,8 +136,8 @@ def _check_lines(outcome: Outcome, tol: float | None) -> list[str]:
     rows = [
         [
             c.key,
-            "(not logged)" if c.original is ABSENT else c.original,
-            "(not logged)" if c.rerun is ABSENT else c.rerun,
+            "(not logged)" if c.original is ABSENT else _exact(c.original),
+            "(not logged)" if c.rerun is ABSENT else _exact(c.rerun),
             f"{c.difference:.3g}" if c.difference is not None else "",
             "ok" if c.ok else "MISMATCH",
         ]
@@ -145,6 +145,11 @@ def _check_lines(outcome: Outcome, tol: float | None) -> list[str]:
     ]
     lines.extend("    " + line for line in render(columns, rows, "table").splitlines())
     return lines
+
+
+def _exact(value: object) -> object:
+    """A float in full (`repr`): two values that differ must not print the same."""
+    return repr(value) if isinstance(value, float) else value
 
 
 def _relative(path: Path, root: Path) -> str:
