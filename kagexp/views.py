@@ -74,7 +74,21 @@ def _provenance_lines(meta: dict) -> list[str]:
         f"  code {meta.get('code_hash')}  seed {meta.get('seed')}",
         f"  command: {_joined(meta.get('command'), ' ')}",
         f"  packages: {len(packages) if isinstance(packages, dict) else 0} recorded in {runfolder.META}",
+        *_rerun_lines(meta),
     ]
+
+
+def _rerun_lines(meta: dict) -> list[str]:
+    """How many input files the run fingerprinted; for a rerun, the attempt it ran again and what changed."""
+    lines = []
+    if isinstance(meta.get("inputs"), dict):
+        lines.append(f"  inputs: {len(meta['inputs'])} file(s) fingerprinted in {runfolder.META}")
+    rerun_of = meta.get("rerun_of")
+    if isinstance(rerun_of, dict):
+        changed = rerun_of.get("changed")
+        shown = ", ".join(changed) if isinstance(changed, dict) and changed else "nothing"
+        lines.append(f"  rerun of attempt {rerun_of.get('attempt')}; changed since: {shown}")
+    return lines
 
 
 def _git_line(git: object) -> str:

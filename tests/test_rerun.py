@@ -211,3 +211,24 @@ def test_a_changed_input_is_shown_by_diff_and_rerun(tmp_path):
     assert meta(root, "run001")["rerun_of"]["changed"] == {
         "inputs.train.csv": [f"14 B sha256:{old}", f"18 B sha256:{new}"]
     }
+    shown = kagexp(root, "show", "exp001/run001").stdout.splitlines()
+    assert "  inputs: 2 file(s) fingerprinted in meta.json" in shown
+    assert "  rerun of attempt 1; changed since: inputs.train.csv" in shown
+
+
+def test_the_run_function_is_found_by_its_recorded_name(tmp_path):
+    root = make_project(tmp_path, runs=[""])
+    (root / "exp/exp001/exp.py").write_text(
+        "import kagexp\n\nRUNS = ['']\n\n\n"
+        "def fit(cfg, ctx):\n    ctx.log({'cv': 1})\n\n\n"
+        "def run(cfg, ctx):\n    raise RuntimeError('not the function that ran')\n\n\n"
+        "if __name__ == '__main__':\n    kagexp.main(fit, RUNS)\n"
+    )
+    assert run_exp(root).returncode == 0 and meta(root, "run001")["function"] == "fit"
+    done = kagexp(root, "rerun", "exp001/run001", "--check")
+    assert done.returncode == 0 and "metrics: 1 identical to attempt 1" in done.stdout, done.stdout + done.stderr
+
+    path = out_dir(root) / "run001/meta.json"  # as recorded before kagexp kept the name: `run` is taken
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "function"}))
+    done = kagexp(root, "rerun", "exp001/run001")
+    assert done.returncode == 1 and "RuntimeError: not the function that ran" in done.stdout
