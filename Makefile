@@ -36,6 +36,9 @@ demo: $(STAMP)
 	@cd example-exp-iris && $(KAGEXP) runs --sort -cv
 	@echo; echo "== kagexp diff exp001 exp002"
 	@cd example-exp-iris && $(KAGEXP) diff exp001 exp002
+	@echo; echo "== kagexp rerun --check: every iris run again, from its code snapshot"
+	cd example-exp-iris && $(KAGEXP) rerun exp001 --check
+	cd example-exp-iris && $(KAGEXP) rerun exp002 --check
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

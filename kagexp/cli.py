@@ -308,6 +308,41 @@ def report(exp: str | None, everything: bool) -> None:
 
 
 @cli.command()
+@click.argument("names", nargs=-1, metavar="RUN...")
+@click.option("--check", is_flag=True, help="Compare every metric with the original attempt's; exit 1 if one differs.")
+@click.option("--tol", type=click.FloatRange(min=0), metavar="REL", help="With --check: relative difference allowed.")
+def rerun(names: tuple[str, ...], check: bool, tol: float | None) -> None:
+    """Run runs again from their code snapshot, recorded config and seed, as a new attempt.
+
+    RUN is EXP/RUN, or an experiment for all its done runs. Prints what changed in the
+    environment since the original attempt (kept under attempts/N/).
+
+    \b
+    Example:
+      kagexp rerun exp003/run002 --check
+      kagexp rerun exp003 --check --tol 1e-6
+    """
+    from kagexp import rerun as reruns
+    from kagexp.errors import UsageError
+    from kagexp.views import rerun_text
+
+    if tol is not None and not check:
+        raise UsageError("--tol goes with --check (it is the relative difference --check allows)")
+    project = _project()
+    targets = reruns.plan(project, list(names))
+    failed = False
+
+    def started(spec) -> None:
+        click.echo(f"{spec.label} rerun started", err=True)
+
+    for outcome in reruns.rerun_each(project, targets, tol, on_start=started):
+        click.echo("\n".join(rerun_text(outcome, project.root, check, tol)))
+        failed = failed or outcome.status != "done" or (check and bool(outcome.mismatches))
+    if failed:
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("run_id", metavar="RUN")
 @click.argument("score", type=float)
 @click.option("-m", "--message", "note", help="A note, e.g. what changed in this submission.")

@@ -173,19 +173,38 @@ ENVIRONMENT_KEYS = (
 
 
 def compare_environment(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
-    """What differs between two runs' machines: git state, python, host, GPUs, package versions.
-    `meta.json` is read as found: a value of another shape (`"git": "x"`) is compared as it is."""
+    """What differs between two runs' machines: git state, python, host, GPUs, package versions,
+    input files. `meta.json` is read as found: a value of another shape (`"git": "x"`) is compared as it is."""
     flat_a, flat_b = _without_packages(a), _without_packages(b)
     rows = [(k, flat_a.get(k), flat_b.get(k)) for k in ENVIRONMENT_KEYS if flat_a.get(k) != flat_b.get(k)]
     packages_a, packages_b = _packages(a), _packages(b)
     for name in sorted(set(packages_a) | set(packages_b), key=str.lower):
         if packages_a.get(name) != packages_b.get(name):
             rows.append((f"packages.{name}", packages_a.get(name), packages_b.get(name)))
+    return rows + compare_inputs(a.get("inputs"), b.get("inputs"))
+
+
+def compare_inputs(a: Any, b: Any) -> list[tuple[str, Any, Any]]:
+    """The input files whose content differs (by sha256), or that only one run read, shown as
+    `size B sha256:123456789abc`. Nothing when either run recorded no inputs: unknown is not changed."""
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return []
+    rows = []
+    for name in sorted(set(a) | set(b)):
+        old, new = _input_text(a.get(name)), _input_text(b.get(name))
+        if old != new:
+            rows.append((f"inputs.{name}", old, new))
     return rows
 
 
+def _input_text(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return None
+    return f"{entry.get('size')} B sha256:{str(entry.get('sha256'))[:12]}"
+
+
 def _without_packages(meta: dict) -> dict:
-    return config.flatten({k: v for k, v in meta.items() if k != "packages"})
+    return config.flatten({k: v for k, v in meta.items() if k not in ("packages", "inputs")})
 
 
 def _packages(meta: dict) -> dict:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kagexp import config, guards
 from kagexp.errors import MAX_PROBLEMS, ConfigError, InvalidNameError, NotFoundError, RunStateError, UsageError
+from kagexp.fingerprints import Inputs
 from kagexp.project import Project, check_name, load_project, run_name, unknown
 from kagexp.provenance import Provenance
 from kagexp.run import RunFunction, RunResult, RunSpec, on_interrupt
@@ -234,7 +235,8 @@ class Experiment:
 
     @cached_property
     def provenance(self) -> Provenance:
-        return Provenance(self.project.root, self.exp_dir, self.project.settings["new"]["exclude"])
+        exclude = self.project.settings["new"]["exclude"]
+        return Provenance(self.project.root, self.exp_dir, exclude, Inputs.of(self.project))
 
     @cached_property
     def _script_text(self) -> str:
@@ -472,7 +474,7 @@ class Experiment:
         self._remember_runs()
         if reporter:
             reporter.planned(plans, parallel=chosen.parallel)
-        with _interruptible():
+        with interruptible():
             results = chosen.launch(
                 fn=fn, specs=todo, provenance=self.provenance, reporter=reporter, fail_fast=fail_fast, capture=capture
             )
@@ -491,7 +493,7 @@ def _in_plan_order(plans: list[Planned], results: list[RunResult]) -> list[RunRe
 
 
 @contextmanager
-def _interruptible() -> Iterator[None]:
+def interruptible() -> Iterator[None]:
     """Ctrl-C and SIGTERM (a scheduler's preemption, `kill`) end the runs as `interrupted`, and are
     counted (`run.on_interrupt`), so a run that catches the KeyboardInterrupt cannot hide one."""
     if threading.current_thread() is not threading.main_thread():

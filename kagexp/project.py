@@ -20,6 +20,7 @@ DEFAULT_SETTINGS: dict = {
     "metric": {"name": None, "direction": "max"},
     "output_dir": "data/output",
     "input_dir": "data/input",
+    "inputs": [],  # glob patterns under input_dir whose files each run fingerprints (kagexp.fingerprints)
     "seed": 42,
     "config": {"strict_keys": True, "strict_types": True},
     "new": {"exclude": []},

@@ -21,6 +21,7 @@ from functools import cache, cached_property
 from pathlib import Path
 
 from kagexp.files import link_target, open_regular, read_regular
+from kagexp.fingerprints import Inputs, fingerprints_once
 from kagexp.version import __version__
 
 IGNORED_DIRS = frozenset(
@@ -239,11 +240,13 @@ def copy_code(src: Path, dst: Path) -> None:
 
 @dataclass
 class Provenance:
-    """The provenance of one process's runs of one experiment; each part computed on first use."""
+    """The provenance of one process's runs of one experiment; each part computed on first use.
+    `inputs`: the data files to fingerprint (`kagexp.yml`'s `inputs:`), None when it names none."""
 
     root: Path
     exp_dir: Path
     exclude: list[str] = field(default_factory=list)
+    inputs: Inputs | None = None
 
     @cached_property
     def git(self) -> GitState | None:
@@ -272,6 +275,7 @@ class Provenance:
             "git": self.git.summary() if self.git else None,
             "code_hash": self.code_hash,
             "packages": installed_packages(),
+            **({"inputs": fingerprints_once(self.inputs)} if self.inputs else {}),
         }
 
     def snapshot(self, code_root: Path) -> Path:

@@ -327,7 +327,7 @@ def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bo
     folder = spec.folder
     try:
         attempt = folder.archive_attempt()
-        meta = _start(spec, provenance, attempt)
+        meta = _start(spec, provenance, attempt, function_name(fn))
         ctx = RunContext(spec, attempt)
     except OSError as exc:  # a full or read-only disk: the run cannot even start
         return _could_not_start(spec, exc)
@@ -427,7 +427,14 @@ def _call(fn: RunFunction, ctx: RunContext, seed: int) -> None:
         raise
 
 
-def _start(spec: RunSpec, provenance: Provenance, attempt: int) -> dict:
+def function_name(fn: RunFunction) -> str | None:
+    """The run function's name, recorded so that `kagexp rerun` finds it in the code snapshot's
+    exp.py; None for a lambda, a nested function or a method, which have no plain name there."""
+    name = getattr(fn, "__qualname__", None)
+    return name if isinstance(name, str) and name.isidentifier() else None
+
+
+def _start(spec: RunSpec, provenance: Provenance, attempt: int, function: str | None) -> dict:
     """Record the run as `running` first (a listing never sees it half-made), then what it runs."""
     folder = spec.folder
     meta = {
@@ -440,6 +447,7 @@ def _start(spec: RunSpec, provenance: Provenance, attempt: int) -> dict:
         "duration": None,
         "seed": spec.seed,
         "override_hash": spec.override_hash,
+        "function": function,
         **provenance.environment,
     }
     folder.write_meta(meta)

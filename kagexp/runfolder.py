@@ -282,6 +282,11 @@ class RunFolder:
     def config_text(self) -> str:
         return _read_text(self.path / CONFIG)
 
+    def merged_config(self) -> dict:
+        """The merged config the run saw, exactly as recorded, for running it again: a ConfigError
+        naming the file when it is missing or unreadable (a rerun must not guess)."""
+        return read_mapping(self.path / CONFIG, _shown(self.path / CONFIG))
+
     def config(self) -> dict:
         """The merged config the run saw; for a legacy folder its override; {} when unreadable."""
         for name in (CONFIG, OVERRIDE):
@@ -389,6 +394,10 @@ class RunFolder:
 
     # -- attempts
 
+    def attempt(self, number: int) -> RunFolder:
+        """An earlier attempt: `archive_attempt` moved attempt N to `attempts/N/`."""
+        return RunFolder(self.path / ATTEMPTS / str(number))
+
     def archive_attempt(self) -> int:
         """Move an earlier attempt's files into `attempts/N/`; return the number of this attempt."""
         previous = [p for p in self.path.iterdir() if p.name not in (LOCK, ATTEMPTS)]
@@ -426,6 +435,13 @@ def _read_text(path: Path) -> str:
 def append_line(fd: int, entry: dict) -> None:
     """One JSON line in one `write` call on an `O_APPEND` descriptor: concurrent lines never interleave."""
     os.write(fd, (json.dumps(entry, default=str) + "\n").encode())
+
+
+def run_function(meta: dict) -> str | None:
+    """The name of the function a run ran (`meta.json`'s `function`, a name in its exp.py), when
+    recorded: runs recorded before kagexp kept it, and lambdas, have none."""
+    name = meta.get("function")
+    return name if isinstance(name, str) and name.isidentifier() else None
 
 
 def holder_of(meta: dict | None) -> str:

@@ -62,6 +62,13 @@ def _texts(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
+def _globs_inside(value: Any) -> bool:
+    """Patterns matched under the input folder must stay there: not empty, not absolute, no `..`."""
+    return _texts(value) and all(
+        p and "\0" not in p and not PurePath(p).is_absolute() and ".." not in PurePath(p).parts for p in value
+    )
+
+
 TEXT = Field("text", _text)
 TEXT_OR_NULL = Field("text", _text, null=True)
 BOOL = Field("true or false", lambda value: isinstance(value, bool))
@@ -75,6 +82,10 @@ SCHEMA: dict[str, Any] = {
     "metric": {"name": TEXT_OR_NULL, "direction": Field("`max` or `min`", lambda value: value in ("max", "min"))},
     "output_dir": FOLDER,
     "input_dir": FOLDER,
+    "inputs": Field(
+        "a list of glob patterns inside input_dir (relative, no `..`), such as ['train.csv', 'images/**/*.png']",
+        _globs_inside,
+    ),
     "seed": INT,
     "config": {"strict_keys": BOOL, "strict_types": BOOL},
     "new": {"exclude": Field("a list of glob patterns, such as ['*.ckpt']", _texts)},

@@ -1,11 +1,18 @@
-"""Text for the terminal: how `kagexp show`, `diff` and `ls` print what the library found."""
+"""Text for the terminal: how `kagexp show`, `diff`, `ls` and `rerun` print what the library found."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kagexp import runfolder
 from kagexp.diff import Comparison
 from kagexp.records import RunRecord
 from kagexp.tables import cell as _value
+from kagexp.tables import render
+
+if TYPE_CHECKING:
+    from kagexp.rerun import Outcome
 
 
 def comparison_text(c: Comparison, stat: bool = False, parts: tuple[str, ...] = ("config", "code")) -> list[str]:
@@ -67,7 +74,21 @@ def _provenance_lines(meta: dict) -> list[str]:
         f"  code {meta.get('code_hash')}  seed {meta.get('seed')}",
         f"  command: {_joined(meta.get('command'), ' ')}",
         f"  packages: {len(packages) if isinstance(packages, dict) else 0} recorded in {runfolder.META}",
+        *_rerun_lines(meta),
     ]
+
+
+def _rerun_lines(meta: dict) -> list[str]:
+    """How many input files the run fingerprinted; for a rerun, the attempt it ran again and what changed."""
+    lines = []
+    if isinstance(meta.get("inputs"), dict):
+        lines.append(f"  inputs: {len(meta['inputs'])} file(s) fingerprinted in {runfolder.META}")
+    rerun_of = meta.get("rerun_of")
+    if isinstance(rerun_of, dict):
+        changed = rerun_of.get("changed")
+        shown = ", ".join(changed) if isinstance(changed, dict) and changed else "nothing"
+        lines.append(f"  rerun of attempt {rerun_of.get('attempt')}; changed since: {shown}")
+    return lines
 
 
 def _git_line(git: object) -> str:
@@ -91,3 +112,62 @@ def _diff_note(git: dict) -> str:
     if git.get("diff"):
         return f"its changes in {git['diff']}"
     return git.get("diff_note") or "changes not recorded"
+
+
+def rerun_text(outcome: Outcome, root: Path, check: bool = False, tol: float | None = None) -> list[str]:
+    """Lines of `kagexp rerun` for one run: how it ended and where the original attempt is kept,
+    what changed in the environment since, and with `check` the metrics that are not identical."""
+    target, result = outcome.target, outcome.result
+    if result.status == "busy":
+        return [f"{target.label}: not run again: {result.message}"]
+    kept = f"attempt {target.attempt} kept in {_relative(outcome.original.path, root)}"
+    ended = "done" if result.status == "done" else result.status.upper()
+    message = f": {result.message}" if result.message and result.status != "done" else ""
+    lines = [f"{target.label} rerun {ended} in {result.duration:.2f} s{message} ({kept})"]
+    if outcome.changed:
+        lines.append(f"  environment changed since attempt {target.attempt}:")
+        lines.extend(f"    {key}: {_value(a) or '-'} -> {_value(b) or '-'}" for key, (a, b) in outcome.changed.items())
+    else:
+        lines.append(f"  environment: same as attempt {target.attempt}")
+    if check:
+        lines.extend(_check_lines(outcome, tol))
+    return lines
+
+
+def _check_lines(outcome: Outcome, tol: float | None) -> list[str]:
+    """`metrics: 3 identical to attempt 1`, or the metrics that differ as a small table."""
+    from kagexp.rerun import ABSENT
+
+    checks, attempt = outcome.checks, outcome.target.attempt
+    differ = [c for c in checks if c.original != c.rerun]  # ABSENT equals nothing
+    if not differ:
+        return [f"  metrics: {len(checks)} identical to attempt {attempt}"]
+    bad = len(outcome.mismatches)
+    rule = f"relative tolerance {tol:g}" if tol is not None else "exact"
+    verdict = f"{bad} of {len(checks)} differ from" if bad else f"all {len(checks)} match"
+    lines = [f"  metrics: {verdict} attempt {attempt} ({rule}):"]
+    columns = ["metric", f"attempt {attempt}", "rerun", "rel. diff", ""]
+    rows = [
+        [
+            c.key,
+            "(not logged)" if c.original is ABSENT else _exact(c.original),
+            "(not logged)" if c.rerun is ABSENT else _exact(c.rerun),
+            f"{c.difference:.3g}" if c.difference is not None else "",
+            "ok" if c.ok else "MISMATCH",
+        ]
+        for c in differ
+    ]
+    lines.extend("    " + line for line in render(columns, rows, "table").splitlines())
+    return lines
+
+
+def _exact(value: object) -> object:
+    """A float in full (`repr`): two values that differ must not print the same."""
+    return repr(value) if isinstance(value, float) else value
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)

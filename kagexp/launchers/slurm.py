@@ -34,6 +34,7 @@ from typing import Any
 
 from kagexp import config
 from kagexp.errors import ConfigError
+from kagexp.fingerprints import Inputs
 from kagexp.launchers import Reporter, execute_in_worker, from_folder, interrupt_once, with_environment
 from kagexp.provenance import Provenance, importable
 from kagexp.run import RunFunction, RunResult, RunSpec
@@ -57,6 +58,7 @@ class JobSetup:
     command: tuple[str, ...]
     script: str | None = None
     function: str | None = None
+    inputs: Inputs | None = None  # the data files to fingerprint, in the job as here
 
 
 def check_settings(settings: dict, overrides: dict) -> dict:
@@ -176,7 +178,9 @@ class SlurmLauncher:
 
         script, function = defined_in_script(fn)
         command = (sys.executable, *sys.argv)
-        setup = JobSetup(provenance.root, provenance.exp_dir, tuple(provenance.exclude), command, script, function)
+        setup = JobSetup(
+            provenance.root, provenance.exp_dir, tuple(provenance.exclude), command, script, function, provenance.inputs
+        )
         blob = cloudpickle.dumps(fn)
         executor = self.executor(f"kagexp-{specs[0].exp}")
         with executor.batch():
@@ -268,7 +272,7 @@ def run_job(blob: bytes, spec: RunSpec, setup: JobSetup, capture: bool) -> RunRe
     if str(setup.exp_dir) not in sys.path:
         sys.path.insert(0, str(setup.exp_dir))
     fn = load_function(blob, setup)
-    provenance = Provenance(setup.root, setup.exp_dir, list(setup.exclude))
+    provenance = Provenance(setup.root, setup.exp_dir, list(setup.exclude), setup.inputs)
     job_id = os.environ.get("SLURM_ARRAY_JOB_ID") and (
         f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
     )
