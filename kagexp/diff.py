@@ -13,7 +13,7 @@ from typing import Any
 from kagexp import config
 from kagexp.errors import ConfigError, InvalidNameError, KagexpError, NotFoundError
 from kagexp.project import Project, unknown
-from kagexp.provenance import code_files
+from kagexp.provenance import canonical_name, code_files
 from kagexp.records import RunRecord, find_run
 from kagexp.runfolder import code_dir
 
@@ -159,11 +159,17 @@ def compare_environment(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
     """What differs between two runs' machines: git state, python, host, GPUs, package versions."""
     flat_a, flat_b = _without_packages(a), _without_packages(b)
     rows = [(k, flat_a.get(k), flat_b.get(k)) for k in ENVIRONMENT_KEYS if flat_a.get(k) != flat_b.get(k)]
-    packages_a, packages_b = a.get("packages") or {}, b.get("packages") or {}
-    for name in sorted(set(packages_a) | set(packages_b), key=str.lower):
+    packages_a, packages_b = _packages(a), _packages(b)
+    for name in sorted(set(packages_a) | set(packages_b)):
         if packages_a.get(name) != packages_b.get(name):
             rows.append((f"packages.{name}", packages_a.get(name), packages_b.get(name)))
     return rows
+
+
+def _packages(meta: dict) -> dict:
+    """Versions by canonical name: runs recorded before names were canonical spell them as their metadata did."""
+    packages = meta.get("packages")
+    return {canonical_name(k): v for k, v in packages.items()} if isinstance(packages, dict) else {}
 
 
 def _without_packages(meta: dict) -> dict:
