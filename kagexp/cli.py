@@ -384,5 +384,174 @@ def submit(run_id: str, message: str | None, dry_run: bool) -> None:
     sys.exit(send(sub))
 
 
+# --- disk use, the trash and retention ------------------------------------------------------
+
+
+def _print_sizes(columns: list[str], rows: list[list], fmt: str) -> None:
+    """Sizes (the last column) read as `1.5 GB` in tables, and as bytes in csv and json."""
+    from kagexp.diskuse import human
+
+    if fmt in ("table", "md"):
+        rows = [[*row[:-1], human(row[-1])] for row in rows]
+    _print_table(columns, rows, fmt)
+
+
+@cli.command()
+@click.argument("exp", required=False)
+@click.option("--format", "fmt", type=FORMATS, default="table", help="Output format (sizes in bytes in csv, json).")
+def du(exp: str | None, fmt: str) -> None:
+    """Disk space of each experiment's outputs, or of each run of EXP; biggest first.
+
+    \b
+    Example:
+      kagexp du
+      kagexp du exp003
+    """
+    from kagexp import diskuse, trash
+
+    project = _project()
+    columns, rows = diskuse.runs(project, exp) if exp else diskuse.experiments(project)
+    _print_sizes(columns, rows, fmt)
+    if fmt == "table" and not exp:
+        total, trashed = sum(row[-1] for row in rows), trash.size(project)
+        click.echo(f"total {diskuse.human(total)}; trash {diskuse.human(trashed)} (kagexp trash list)")
+
+
+@cli.command()
+@click.argument("targets", nargs=-1, required=True, metavar="EXP|EXP/RUN...")
+def rm(targets: tuple[str, ...]) -> None:
+    """Move runs, or all of an experiment's outputs, to the trash (data/output/.trash); nothing is deleted.
+
+    An experiment's code folder exp/EXP stays. `kagexp restore` brings them back.
+
+    \b
+    Example:
+      kagexp rm exp003/run002 exp003/run005
+      kagexp rm exp004
+    """
+    from kagexp import trash
+    from kagexp.diskuse import human
+
+    project = _project()
+    entry = trash.remove(project, list(targets))
+    for item in entry.items:
+        click.echo(f"moved {trash.label(project, item)} ({human(item.size)}) to the trash")
+    click.echo(f"trash entry {entry.id}; undo: kagexp restore {entry.id}")
+
+
+@cli.command()
+@click.argument("what", required=False, metavar="[ID|EXP|EXP/RUN]")
+def restore(what: str | None) -> None:
+    """Bring back from the trash: the newest entry, an entry by ID, or an experiment or a run.
+
+    Refuses to overwrite anything that is there again (nothing is restored then).
+
+    \b
+    Example:
+      kagexp restore
+      kagexp restore exp003/run002
+    """
+    from kagexp import trash
+
+    project = _project()
+    restored = trash.restore(project, what)
+    for item in restored.items:
+        click.echo(f"restored {trash.label(project, item)}")
+    if restored.left:
+        click.echo(f"trash entry {restored.entry.id} still holds {restored.left} item(s)")
+
+
+@cli.command()
+@click.argument("exps", nargs=-1)
+@click.option("--keep", default="best:3,submitted,lb", show_default=True, help="Runs kept whole.")
+@click.option("--larger-than", metavar="SIZE", help="Only files larger than this, e.g. 50MB.")
+@click.option("--dry-run", is_flag=True, help="List what would move, move nothing.")
+@click.option("--format", "fmt", type=FORMATS, default="table", help="Output format of the file list.")
+def gc(exps: tuple[str, ...], keep: str, larger_than: str | None, dry_run: bool, fmt: str) -> None:
+    """Move the heavy files (models, predictions…) of runs not worth keeping to the trash.
+
+    Kept whole: the --keep runs, runs used by a blend or a pack, running runs. The others keep
+    their records (meta, config, metrics, logs), so they are still listed and can be re-run.
+
+    \b
+    Example:
+      kagexp gc --keep best:3,submitted,lb --larger-than 50MB --dry-run
+      kagexp gc exp003 exp004 --keep best:1
+    """
+    from kagexp import retention
+    from kagexp.diskuse import human, parse_size
+
+    project = _project()
+    size = parse_size(larger_than) if larger_than else 0
+    planned = retention.plan(project, retention.Keep.parse(keep), list(exps) or None, size)
+    entry = None if dry_run else retention.collect(project, planned)
+    if planned.files:
+        _print_sizes(*planned.rows(), fmt)
+    moved = f"{len(planned.files)} file(s), {human(planned.size)}"
+    kept = f"{len(planned.kept)} run(s) kept whole"
+    if entry is None:
+        click.echo(f"gc would move {moved}; {kept}" if dry_run else f"gc: nothing to move; {kept}", err=True)
+        return
+    click.echo(f"gc moved {moved} to trash entry {entry.id}; {kept}; undo: kagexp restore {entry.id}", err=True)
+
+
+@cli.group(name="trash")
+def trash_() -> None:
+    """The trash (data/output/.trash): list its entries, or empty it for good.
+
+    \b
+    Example:
+      kagexp trash list
+      kagexp trash empty --yes
+    """
+
+
+@trash_.command(name="list")
+@click.option("--format", "fmt", type=FORMATS, default="table", help="Output format (sizes in bytes in csv, json).")
+def trash_list(fmt: str) -> None:
+    """Each trash entry: its id, when, the command that made it, what it holds and its size.
+
+    \b
+    Example:
+      kagexp trash list
+    """
+    from kagexp import trash
+
+    rows = [
+        [e.id, e.created[:19].replace("T", " "), e.command, len(e.items), e.size] for e in trash.entries(_project())
+    ]
+    if not rows and fmt == "table":
+        click.echo("the trash is empty", err=True)
+        return
+    _print_sizes(["id", "made", "command", "items", "size"], rows, fmt)
+
+
+@trash_.command(name="empty")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask (for scripts).")
+def trash_empty(yes: bool) -> None:
+    """Delete everything in the trash, for good, after asking.
+
+    \b
+    Example:
+      kagexp trash empty --yes
+    """
+    from kagexp import trash
+    from kagexp.diskuse import human
+    from kagexp.errors import UsageError
+
+    project = _project()
+    listed = trash.entries(project)
+    if not listed:
+        click.echo("the trash is empty", err=True)
+        return
+    size = human(sum(entry.size for entry in listed))
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"the trash holds {size}; deleting it for good takes --yes when no one is asked")
+        click.confirm(f"Delete {len(listed)} trash entries ({size}) for good?", abort=True)
+    emptied = trash.empty(project, [entry.id for entry in listed])
+    click.echo(f"deleted {emptied.entries} trash entries ({human(emptied.size)})")
+
+
 def main() -> None:
     cli.main(prog_name="kagexp")

@@ -13,7 +13,7 @@ from typing import Any
 from kagexp import config
 from kagexp.errors import ConfigError, InvalidNameError, KagexpError, NotFoundError, UsageError
 from kagexp.project import Project, unknown
-from kagexp.provenance import CodeEntry, code_files, read_code
+from kagexp.provenance import CodeEntry, canonical_name, code_files, read_code
 from kagexp.records import RunRecord, find_run
 from kagexp.runfolder import code_dir
 
@@ -178,7 +178,7 @@ def compare_environment(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
     flat_a, flat_b = _without_packages(a), _without_packages(b)
     rows = [(k, flat_a.get(k), flat_b.get(k)) for k in ENVIRONMENT_KEYS if flat_a.get(k) != flat_b.get(k)]
     packages_a, packages_b = _packages(a), _packages(b)
-    for name in sorted(set(packages_a) | set(packages_b), key=str.lower):
+    for name in sorted(set(packages_a) | set(packages_b)):
         if packages_a.get(name) != packages_b.get(name):
             rows.append((f"packages.{name}", packages_a.get(name), packages_b.get(name)))
     return rows + compare_inputs(a.get("inputs"), b.get("inputs"))
@@ -203,14 +203,14 @@ def _input_text(entry: Any) -> str | None:
     return f"{entry.get('size')} B sha256:{str(entry.get('sha256'))[:12]}"
 
 
+def _packages(meta: dict) -> dict:
+    """Versions by canonical name: runs recorded before names were canonical spell them as their metadata did."""
+    packages = meta.get("packages")
+    return {canonical_name(k): v for k, v in packages.items()} if isinstance(packages, dict) else {}
+
+
 def _without_packages(meta: dict) -> dict:
     return config.flatten({k: v for k, v in meta.items() if k not in ("packages", "inputs")})
-
-
-def _packages(meta: dict) -> dict:
-    """`packages` of a meta.json: name → version, or {} when it is not such a mapping."""
-    packages = meta.get("packages")
-    return packages if isinstance(packages, dict) else {}
 
 
 def tool_command(tool: str) -> list[str]:

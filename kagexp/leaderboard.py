@@ -7,6 +7,7 @@ listing.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import shutil
@@ -18,6 +19,7 @@ from pathlib import Path
 from kagexp.errors import ConfigError, KagexpError, NotFoundError
 from kagexp.project import Project
 from kagexp.records import RunRecord, find_run
+from kagexp.runfolder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,8 @@ def cv_lb_pairs(records: list[RunRecord], metric: str | None) -> list[tuple[str,
 class Submission:
     command: list[str]
     file: Path
+    folder: Path  # the run's
+    message: str
 
 
 def submission(project: Project, run: str, message: str | None = None, file: str = "submission.csv") -> Submission:
@@ -75,8 +79,9 @@ def submission(project: Project, run: str, message: str | None = None, file: str
     metric = project.settings["metric"]["name"]
     value = record.metrics.get(metric) if metric else None
     default = f"{record.id} {metric}={value:.6g}" if isinstance(value, (int, float)) else record.id
-    command = ["kaggle", "competitions", "submit", "-c", str(competition), "-f", str(path), "-m", message or default]
-    return Submission(command, path)
+    message = message or default
+    command = ["kaggle", "competitions", "submit", "-c", str(competition), "-f", str(path), "-m", message]
+    return Submission(command, path, record.path, message)
 
 
 def submit(sub: Submission) -> int:
@@ -89,7 +94,19 @@ def submit(sub: Submission) -> int:
             "no Kaggle API credentials: put kaggle.json (from kaggle.com > Settings > API) in ~/.kaggle/, "
             "or set KAGGLE_USERNAME and KAGGLE_KEY"
         )
-    return subprocess.call([executable, *sub.command[1:]])
+    code = subprocess.call([executable, *sub.command[1:]])
+    if code == 0:  # the run counts as submitted (retention keeps it) before its score is known
+        name = sub.file.relative_to(sub.folder).as_posix()
+        RunFolder(sub.folder).record_submission(name, _sha256(sub.file), sub.message)
+    return code
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(2**20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def has_credentials() -> bool:

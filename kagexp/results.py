@@ -203,11 +203,14 @@ def _summary(project: Project, name: str, records: list[RunRecord], metric: dict
 
 def best_run(records: list[RunRecord], metric: str | None, direction: str) -> RunRecord | None:
     """The run with the best value of the metric (first of equals), or None when none has it."""
+    best = best_runs(records, metric, direction, 1)
+    return best[0] if best else None
+
+
+def best_runs(records: list[RunRecord], metric: str | None, direction: str, count: int) -> list[RunRecord]:
+    """The `count` runs with the best values of the metric, best first (equals in listing order)."""
     scored = [r for r in records if metric and _is_number(r.metrics.get(metric))]
-    if not scored:
-        return None
-    pick = max if direction == "max" else min
-    return pick(scored, key=lambda r: r.metrics[metric])
+    return sorted(scored, key=lambda r: r.metrics[metric], reverse=direction == "max")[:count]
 
 
 # --- tables --------------------------------------------------------------------------

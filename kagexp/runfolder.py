@@ -9,8 +9,9 @@ data/output/exp/exp001/            # an experiment's output folder
 ├── .runs.json                     # which run each RUNS entry is (by override), the next free number
 └── run002/
     ├── config_update.yml  config.yml  meta.json  summary.json  metrics.json  metrics.jsonl
-    ├── log.txt  error.txt  lb.jsonl  submission.csv …
-    ├── attempts/N/                # earlier attempts, moved here whole
+    ├── log.txt  error.txt  lb.jsonl  submissions.jsonl  submission.csv …
+    ├── refs.jsonl                 # who uses the run (blends, packs): retention never collects it
+    ├── attempts/N/                # earlier attempts, moved here whole (but for refs.jsonl)
     └── .lock                      # the claim: an exclusive flock held while the run runs
 ```
 
@@ -62,6 +63,11 @@ LOCK = ".lock"
 CODE = ".code"
 INDEX = ".index.json"
 RUNS_RECORD = ".runs.json"
+REFS = "refs.jsonl"
+SUBMISSIONS = "submissions.jsonl"
+# A run's own small records, in its folder and in each `attempts/N/`: `gc` never moves them; every
+# other file is an artifact the run saved (models, predictions, the submission), which it may.
+RECORDS = frozenset({OVERRIDE, CONFIG, META, SUMMARY, METRICS, HISTORY, LB, LOG, ERROR, LOCK, REFS, SUBMISSIONS})
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
 FINISHED = ("done", "failed", "interrupted")
@@ -347,19 +353,12 @@ class RunFolder:
         `summary.json` gets the latest score under the same lock, so listings see it at once.
         """
         entry = json.dumps({"score": score, "note": note, "time": now_iso()}, ensure_ascii=False)
-        try:
-            fd = os.open(self.path / LB, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
-        except OSError as exc:
-            raise RunStateError(f"{self.path / LB}: cannot record the score: {exc.strerror or exc}") from None
-        try:
-            with _locked(fd):
-                os.write(fd, (entry + "\n").encode())
-                history = self.lb_history()
-                summary = self.summary()
-                if summary is not None:
-                    files.write_json(self.path / SUMMARY, {**summary, "lb": history[-1]["score"]})
-        finally:
-            os.close(fd)
+        with _appending(self.path / LB, "the score") as fd:
+            os.write(fd, (entry + "\n").encode())
+            history = self.lb_history()
+            summary = self.summary()
+            if summary is not None:
+                files.write_json(self.path / SUMMARY, {**summary, "lb": history[-1]["score"]})
         return history
 
     def lb_history(self) -> list[dict]:
@@ -369,6 +368,35 @@ class RunFolder:
     def latest_lb(self) -> float | None:
         history = self.lb_history()
         return history[-1]["score"] if history else None
+
+    def record_submission(self, file: str, sha256: str, message: str) -> None:
+        """A submission sent to Kaggle (its file, hash and message), so the run counts as submitted
+        before its score is known."""
+        with _appending(self.path / SUBMISSIONS, "the submission") as fd:
+            append_line(fd, {"file": file, "sha256": sha256, "message": message, "time": now_iso()})
+
+    def submissions(self) -> list[dict]:
+        return [e for e in read_jsonl(self.path / SUBMISSIONS) if isinstance(e.get("sha256"), str)]
+
+    def was_submitted(self) -> bool:
+        """Sent to Kaggle, or scored on its leaderboard (a score recorded by hand counts)."""
+        return bool(self.lb_history() or self.submissions())
+
+    # -- references: THE answer to "does anything use this run?"
+
+    def add_ref(self, by: str, kind: str) -> None:
+        """Record that `by` (a blend, a pack: `kind`) uses this run's files; `gc` then leaves them.
+
+        The mark is kept in the used run, not in its user: it travels with the run (rm, restore),
+        survives its user being trashed (a blend in the trash can still be restored), and asking
+        reads one small file instead of every blend and pack of the project.
+        """
+        with _appending(self.path / REFS, "the reference") as fd:
+            append_line(fd, {"by": by, "kind": kind, "time": now_iso()})
+
+    def refs(self) -> list[dict]:
+        """Who uses this run, oldest first (`by`, `kind`, `time`)."""
+        return [e for e in read_jsonl(self.path / REFS) if isinstance(e.get("by"), str)]
 
     # -- other files
 
@@ -383,6 +411,25 @@ class RunFolder:
             raise InvalidNameError(f"artifact path {name!r} must stay inside the run folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
+
+    def artifacts(self) -> list[tuple[str, int]]:
+        """Every file the run saved beyond its own records (relative path, size), earlier attempts'
+        included: what retention may move away. A link is one file (never followed); hidden files
+        (the claim, temporary files) stay."""
+        found = []
+        for folder, dirs, names in os.walk(self.path):
+            relative = Path(folder).relative_to(self.path)
+            links = [d for d in dirs if os.path.islink(os.path.join(folder, d))]
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d not in links]
+            records = RECORDS if _holds_records(relative) else frozenset()
+            for name in (*names, *links):
+                if name.startswith(".") or name in records:
+                    continue
+                try:
+                    found.append(((relative / name).as_posix(), os.lstat(os.path.join(folder, name)).st_size))
+                except FileNotFoundError:  # gone meanwhile
+                    continue
+        return sorted(found)
 
     def listed_files(self) -> list[tuple[str, int]]:
         """The run's files (relative path, size), without kagexp's hidden ones."""
@@ -400,7 +447,8 @@ class RunFolder:
 
     def archive_attempt(self) -> int:
         """Move an earlier attempt's files into `attempts/N/`; return the number of this attempt."""
-        previous = [p for p in self.path.iterdir() if p.name not in (LOCK, ATTEMPTS)]
+        stay = (LOCK, ATTEMPTS, REFS)  # the claim, the earlier attempts, who uses the run (any attempt of it)
+        previous = [p for p in self.path.iterdir() if p.name not in stay]
         attempts_dir = self.path / ATTEMPTS
         numbers = [int(p.name) for p in attempts_dir.iterdir() if p.name.isdigit()] if attempts_dir.is_dir() else []
         number = max(numbers, default=0) + 1
@@ -415,6 +463,26 @@ class RunFolder:
         if meta and meta.get("status") == "running":  # it died: we hold its claim, so say so
             archived.write_meta({**meta, "status": "stale"})
         return number + 1
+
+
+def _holds_records(relative: Path) -> bool:
+    """The run folder itself and each earlier attempt's folder hold a run's records."""
+    parts = relative.parts
+    return not parts or (len(parts) == 2 and parts[0] == ATTEMPTS and parts[1].isdigit())
+
+
+@contextmanager
+def _appending(path: Path, what: str) -> Iterator[int]:
+    """A descriptor to append lines to `path` under a lock, so concurrent writers all land."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    except OSError as exc:
+        raise RunStateError(f"{path}: cannot record {what}: {exc.strerror or exc}") from None
+    try:
+        with _locked(fd):
+            yield fd
+    finally:
+        os.close(fd)
 
 
 def _shown(path: Path) -> str:

@@ -1,4 +1,5 @@
 import subprocess
+import sys
 
 from helpers import build_tree
 
@@ -62,3 +63,70 @@ def test_environment_is_complete():
     env = provenance.Provenance(provenance.Path("."), provenance.Path(".")).environment
     assert {"host", "pid", "user", "command", "python", "platform", "kagexp", "gpus", "git", "packages"} <= set(env)
     assert env["packages"]["deepmerge"]
+
+
+def _metadata_way(path: list[str]) -> dict[str, str]:
+    """What parsing every METADATA file says: the first distribution of a name on the path wins."""
+    from importlib.metadata import distributions
+
+    found: dict[str, str] = {}
+    for dist in distributions(path=path):
+        found.setdefault(provenance.canonical_name(dist.metadata["Name"]), dist.version)
+    return dict(sorted(found.items()))
+
+
+def test_installed_packages_equal_what_importlib_metadata_says_here():
+    assert provenance.installed_packages() == _metadata_way(sys.path)
+    assert provenance.installed_packages()["scikit-learn"] and provenance.installed_packages()["pyyaml"]
+
+
+def meta(name: str, version: str) -> str:
+    return f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+
+
+def test_folder_names_of_every_installer_give_the_metadata_answer(tmp_path):
+    first, second = tmp_path / "site", tmp_path / "user-site"
+    egg = tmp_path / "eggy-2.0-py3.11.egg"
+    build_tree(
+        first,
+        {
+            "PyYAML-6.0.3.dist-info/METADATA": meta("PyYAML", "6.0.3"),  # pip keeps the project's spelling
+            "ruamel.yaml-0.18.6.dist-info/METADATA": meta("ruamel.yaml", "0.18.6"),
+            "scikit_learn-1.5.0.dist-info/METADATA": meta("scikit-learn", "1.5.0"),
+            "torch-2.1.0+cu118.dist-info/METADATA": meta("torch", "2.1.0+cu118"),
+            "python_dateutil-2.9.0.post0-py3.11.egg-info/PKG-INFO": meta("python-dateutil", "2.9.0.post0"),
+            "Debian_Thing-1.2.egg-info": meta("Debian-Thing", "1.2"),  # a file, as Debian installs them
+            "mylib.egg-info/PKG-INFO": meta("mylib", "0.3.dev0"),  # no version in the name: read the file
+            "not-a-distribution/METADATA": meta("nope", "1"),
+        },
+    )
+    build_tree(
+        second,
+        {
+            "pyyaml-5.4.dist-info/METADATA": meta("pyyaml", "5.4"),  # shadowed by the first on the path
+            "onlyhere-1.0.dist-info/METADATA": meta("onlyhere", "1.0"),
+        },
+    )
+    build_tree(egg, {"EGG-INFO/PKG-INFO": meta("eggy", "2.0")})
+    path = [str(first), str(second), str(egg), str(tmp_path / "missing")]
+    found = provenance.packages_on(path)
+    assert found == _metadata_way(path)
+    assert found == {
+        "debian-thing": "1.2",
+        "eggy": "2.0",
+        "mylib": "0.3.dev0",
+        "onlyhere": "1.0",
+        "python-dateutil": "2.9.0.post0",
+        "pyyaml": "6.0.3",
+        "ruamel-yaml": "0.18.6",
+        "scikit-learn": "1.5.0",
+        "torch": "2.1.0+cu118",
+    }
+
+
+def test_diff_of_package_versions_reads_older_spellings():
+    from kagexp.diff import compare_environment
+
+    older = {"packages": {"PyYAML": "6.0.3", "scikit_learn": "1.4.0"}}
+    newer = {"packages": {"pyyaml": "6.0.3", "scikit-learn": "1.5.0"}}
+    assert compare_environment(older, newer) == [("packages.scikit-learn", "1.4.0", "1.5.0")]

@@ -1,5 +1,6 @@
 """Reports, leaderboard scores, submissions and DataFrames, on real runs."""
 
+import hashlib
 import json
 import os
 import struct
@@ -14,6 +15,7 @@ import kagexp
 from kagexp import leaderboard, report
 from kagexp.errors import KagexpError
 from kagexp.project import load_project
+from kagexp.runfolder import RunFolder
 
 HISTORY_BODY = """\
 for epoch in range(3):
@@ -192,6 +194,12 @@ def test_submit_dry_run_and_errors(project, tmp_path):
         assert sent.returncode == 0, sent.stderr
         args = (tmp_path / "args").read_text().splitlines()
         assert args == ["competitions", "submit", "-c", "titanic", "-f", str(path), "-m", "a $(b)"]
+        sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        recorded = [(e["file"], e["sha256"], e["message"]) for e in RunFolder(path.parent).submissions()]
+        assert recorded == [("submission.csv", sha256, "a $(b)")]
+        (fake / "kaggle").write_text("#!/bin/sh\nexit 1\n")
+        refused = cli(project, "submit", "exp001/run002", env={**home, "KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"})
+        assert refused.returncode == 1 and len(RunFolder(path.parent).submissions()) == 1
     finally:
         (project / "kagexp.yml").write_text(settings)
 

@@ -53,7 +53,7 @@ def test_runs_make_one_complete_folder_each(tmp_path):
     assert info["status"] == "done" and info["seed"] == 7 and info["attempt"] == 1
     assert info["duration"] >= 0 and info["ended"] >= info["started"]
     assert info["pid"] > 0 and info["host"] and info["python"] == ".".join(map(str, sys.version_info[:3]))
-    assert info["packages"]["PyYAML"] and info["git"] is None
+    assert info["packages"]["pyyaml"] and info["git"] is None
     assert "exp001/run002 done in" in done.stderr and "cv=0.2" in done.stderr
     assert done.stderr.strip().endswith("s)") and "exp001: 3 done" in done.stderr
 

@@ -15,6 +15,9 @@ must not have initialised CUDA before the runs start (CUDA does not survive a fo
 GPUs: with `--gpus 0,1` every run gets one id as `CUDA_VISIBLE_DEVICES`, set before the run
 starts; an id is handed to the next run only after the process that had it has exited, so two
 runs never share a GPU (list an id twice, `--gpus 0,0,1,1`, to share on purpose).
+
+Threads: every run gets its share of the cores for OpenMP and BLAS (`kagexp.threads`), recorded
+in its meta.json as `threads`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from kagexp.errors import UsageError
 from kagexp.launchers import Reporter, execute_in_worker, interrupt_once, lost, with_environment
 from kagexp.provenance import Provenance, seed_everything
 from kagexp.run import RunFunction, RunResult, RunSpec, flush_std, interrupts
+from kagexp.threads import ThreadLimits, seen, shares
 
 # what CUDA_VISIBLE_DEVICES takes: an index, or a GPU or MIG UUID (`GPU-8f3c2a1e-…`, `MIG-GPU-…/1/0`)
 GPU_ID = re.compile(r"[0-9]+|(?:GPU-|MIG-(?:GPU-)?)[0-9A-Fa-f][0-9A-Fa-f-]*(?:/[0-9]+/[0-9]+)?")
@@ -92,14 +96,17 @@ class ProcessesLauncher:
         capture: bool = True,
     ) -> list[RunResult]:
         _ = provenance.environment  # computed once here, not once per forked run
-        seed_everything(0)  # imports numpy and torch (when installed) here, not in every forked run
-        _preload_trackers(specs)
-        pool = _Pool(self, fn, provenance, reporter, capture)
-        try:
-            pool.run(list(specs), fail_fast)
-        except KeyboardInterrupt:
-            pool.stop("interrupted", "interrupted (Ctrl-C)")
-            raise
+        limits = ThreadLimits(shares(self.jobs))
+        with limits.exported():  # before numpy loads: its thread pool is sized when it does
+            seed_everything(0)  # imports numpy and torch (when installed) here, not in every forked run
+            _preload_trackers(specs)
+            limits.find_loaded()
+            pool = _Pool(self, fn, provenance, reporter, capture, limits)
+            try:
+                pool.run(list(specs), fail_fast)
+            except KeyboardInterrupt:
+                pool.stop("interrupted", "interrupted (Ctrl-C)")
+                raise
         return pool.results
 
 
@@ -121,6 +128,7 @@ class _Pool:
     provenance: Provenance
     reporter: Reporter | None
     capture: bool
+    limits: ThreadLimits
     running: list[_Worker] = field(default_factory=list)
     results: list[RunResult] = field(default_factory=list)
     stopping: tuple[str, str] | None = None  # (status, reason) for runs that end without a result
@@ -145,7 +153,7 @@ class _Pool:
     def start(self, spec: RunSpec) -> _Worker:
         gpu = self.free_gpus.pop(0) if self.free_gpus else None
         reader, writer = self.context.Pipe(duplex=False)
-        args = (writer, self.fn, spec, self.provenance, self.capture, gpu)
+        args = (writer, self.fn, spec, self.provenance, self.capture, gpu, self.limits)
         process = self.context.Process(target=_child, args=args, name=f"kagexp {spec.exp}/{spec.name}", daemon=False)
         flush_std()  # a forked child must not inherit (and print again) the parent's buffered output
         process.start()
@@ -221,12 +229,21 @@ def _deferred_interrupts() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
-def _child(conn: Connection, fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bool, gpu) -> None:
+def _child(
+    conn: Connection,
+    fn: RunFunction,
+    spec: RunSpec,
+    provenance: Provenance,
+    capture: bool,
+    gpu: str | None,
+    limits: ThreadLimits,
+) -> None:
     """A forked worker: one run, then exit."""
     interrupt_once()
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)  # blocked by the parent while it forked
-        changes = {}
+        limits.apply()
+        changes: dict = {"threads": seen()}
         if gpu is not None:
             os.environ["CUDA_VISIBLE_DEVICES"] = gpu
             changes["gpu"] = gpu
