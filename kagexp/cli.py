@@ -343,6 +343,26 @@ def rerun(names: tuple[str, ...], check: bool, tol: float | None) -> None:
 
 
 @cli.command()
+@click.argument("exp", required=False)
+def doctor(exp: str | None) -> None:
+    """Check an experiment before a long run (default: the highest numbered): imports, configs,
+    input files, output folder and disk, GPU, trackers, git guards. Exit 1 when a check fails.
+
+    \b
+    Example:
+      kagexp doctor exp042
+    """
+    from kagexp.doctor import doctor as checks
+
+    results = checks(_project(), exp)
+    width = max(len(c.name) for c in results)
+    for c in results:
+        click.echo(f"{c.level:4}  {c.name:{width}}  {c.detail}")
+    if any(c.level == "fail" for c in results):
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("run_id", metavar="RUN")
 @click.argument("score", type=float)
 @click.option("-m", "--message", "note", help="A note, e.g. what changed in this submission.")

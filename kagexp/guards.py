@@ -25,26 +25,64 @@ SHOWN = 5  # changed files named in a refusal
 
 def check(root: Path, exp_dir: Path, settings: dict, runs: list[str]) -> None:
     """Apply the guards before `runs` of the experiment at `exp_dir` start; a refusal is one line."""
-    if not (settings["branch"] or settings["auto_commit"] or settings["require_clean"]):
+    if not _set(settings):
         return
+    problem = _before_commit(root, exp_dir, settings)
+    if problem:
+        raise RunStateError(problem)
+    if settings["auto_commit"]:
+        commit_experiment(root, exp_dir, _message(exp_dir.name, runs))
+    problem = _unclean(root, exp_dir, settings, outside=None)
+    if problem:
+        raise RunStateError(problem)
+
+
+def preview(root: Path, exp_dir: Path, settings: dict) -> list[str] | None:
+    """What `check` would refuse, without committing; None when no guard is set (for `doctor`)."""
+    if not _set(settings):
+        return None
+    problem = _before_commit(root, exp_dir, settings)
+    if problem:
+        return [problem]
+    outside = exp_dir if settings["auto_commit"] else None  # what auto_commit would commit is fine
+    problem = _unclean(root, exp_dir, settings, outside)
+    return [problem] if problem else []
+
+
+def _set(settings: dict) -> bool:
+    return bool(settings["branch"] or settings["auto_commit"] or settings["require_clean"])
+
+
+def _before_commit(root: Path, exp_dir: Path, settings: dict) -> str | None:
     state = git_state(root, exp_dir)
     if state is None:
-        raise RunStateError(f"kagexp.yml sets git guards, but {root} is not in a git repository (git init it)")
+        return f"kagexp.yml sets git guards, but {root} is not in a git repository (git init it)"
     if settings["branch"] and state.branch != settings["branch"]:
-        raise RunStateError(
+        return (
             f"git: on {state.branch or 'a detached HEAD'}, but kagexp.yml asks for branch {settings['branch']}; "
             f"git switch {settings['branch']} first"
         )
-    if settings["auto_commit"]:
-        commit_experiment(root, exp_dir, _message(exp_dir.name, runs))
-        state = git_state(root, exp_dir)
-    if settings["require_clean"] and state.dirty:
-        more = len(state.changed) - SHOWN
-        changed = state.changed[:SHOWN] + ([f"and {more} more"] if more > 0 else [])
-        raise RunStateError(
-            f"git: uncommitted changes in {', '.join(changed) or 'tracked files'}; commit them "
-            "(kagexp.yml asks for a clean tree: git.require_clean)"
-        )
+    return None
+
+
+def _unclean(root: Path, exp_dir: Path, settings: dict, outside: Path | None) -> str | None:
+    """The refusal of `require_clean`; with `outside`, changes inside that folder do not count."""
+    if not settings["require_clean"]:
+        return None
+    state = git_state(root, exp_dir)
+    changed = state.changed
+    if outside is not None:
+        top = Path(_git(root, "rev-parse", "--show-toplevel").strip())
+        inside = os.path.relpath(outside, top) + "/"
+        changed = [path for path in changed if not path.startswith(inside)]
+    if not state.dirty or (outside is not None and not changed):
+        return None
+    more = len(changed) - SHOWN
+    shown = changed[:SHOWN] + ([f"and {more} more"] if more > 0 else [])
+    return (
+        f"git: uncommitted changes in {', '.join(shown) or 'tracked files'}; commit them "
+        "(kagexp.yml asks for a clean tree: git.require_clean)"
+    )
 
 
 def _message(exp: str, runs: list[str]) -> str:
