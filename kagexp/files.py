@@ -120,5 +120,8 @@ def link_target(path: Path) -> str | None:
 
 
 def read_json(path: Path) -> Any:
-    with open(path, "rb") as f:
-        return json.loads(f.read())
+    """A regular file's JSON; anything else (a FIFO would hang a reader, a link) reads as absent."""
+    data = read_regular(path)
+    if data is None:
+        raise FileNotFoundError(errno.ENOENT, "not a regular file", str(path))
+    return json.loads(data)

@@ -140,7 +140,7 @@ def _read_dict(path: Path) -> dict | None:
 def read_jsonl(path: Path) -> list[dict]:
     """The objects of a JSON-lines file; a line cut short by a crash, or not an object, is skipped."""
     try:
-        lines = path.read_bytes().splitlines()
+        lines = (files.read_regular(path) or b"").splitlines()
     except OSError:
         return []
     entries = []
@@ -495,7 +495,7 @@ def _shown(path: Path) -> str:
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return (files.read_regular(path) or b"").decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return ""
 

@@ -292,3 +292,31 @@ def test_git_diff_is_stored_once_per_content_and_capped(tmp_path):
     big = store_git_diff(tmp_path, "z" * 3 * 2**20, cap=2**20)
     assert big == {"diff": None, "diff_note": "not stored: 3.0 MB, over the 1 MB cap"}
     assert len(list((tmp_path / ".diffs").iterdir())) == 2
+
+
+@pytest.mark.parametrize("name", ["meta.json", "summary.json", "metrics.json", "metrics.jsonl", "lb.jsonl"])
+def test_a_fifo_in_a_run_folder_never_hangs_a_listing(tmp_path, name):
+    root = make_project(tmp_path, runs=depth_runs(1, 2))
+    assert run_exp(root).returncode == 0
+    target = out_dir(root) / "run001" / name
+    target.unlink(missing_ok=True)
+    os.mkfifo(target)
+    for args in (["runs", "--format", "json"], ["ls"], ["show", "1/1"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "kagexp", *args],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            env=subprocess_env(),
+            timeout=30,
+        )
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr)
+    rows = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "kagexp", "runs", "--format", "json"], cwd=root, capture_output=True, text=True
+        ).stdout
+    )
+    assert [r["status"] for r in rows] == ["done", "done"], "listings read the intact summary"
+    if name == "meta.json":
+        show = subprocess.run([sys.executable, "-m", "kagexp", "show", "1/1"], cwd=root, capture_output=True, text=True)
+        assert show.stdout.startswith("exp001/run001  corrupt")
