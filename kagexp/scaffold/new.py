@@ -62,7 +62,8 @@ def new_experiment(
     if data and template is None:
         raise TemplateError("answers (--data) are for a template's questions; give --template too")
     target = exp_name(str(name)) if name is not None else next_name(project.experiments())
-    _check_free(project, target)
+    if name is not None:
+        _check_free(project, target)  # an automatic name that another `new` takes meanwhile: the next one
     if template is not None:
         answers = {**project_answers(project, target), **(data or {})}
         return _new_from_template(project, target, template, note=note, trust=trust, data=answers, auto=name is None)
@@ -123,7 +124,7 @@ def _publish(project: Project, tmp: Path, name: str, *, auto: bool) -> str:
                 _check_free(project, name)  # raises: another `new` took the name first
                 raise
             name = next_name(project.experiments())
-    raise TargetExistsError(f"exp/{name}: too many concurrent `kagexp new`; try again")
+    raise TargetExistsError(f"exp/{name}: lost the race for a free number {_PUBLISH_TRIES} times; try again")
 
 
 def write_lineage(exp_dir: Path, *, parent: str | None, note: str | None, template: str | None = None) -> None:

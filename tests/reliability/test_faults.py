@@ -370,6 +370,28 @@ def test_two_kagexp_new_at_once_one_wins_the_other_says_so(tmp_path):
         shutil.rmtree(root / "exp/exp002")
 
 
+def test_six_kagexp_new_without_a_name_each_get_their_own_number(tmp_path):
+    root = make_project(tmp_path / "proj")
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "kagexp", "new", "-m", f"racer {i}"],
+            cwd=root,
+            env=subprocess_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(6)
+    ]
+    outputs = [racer.communicate(timeout=120) for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * 6, outputs
+    made = sorted(out.split()[1] for out, _ in outputs)
+    assert made == [f"exp/exp00{i}" for i in range(2, 8)], made
+    assert sorted(os.listdir(root / "exp")) == [f"exp00{i}" for i in range(1, 8)], "a temporary folder was left"
+    notes = {yaml.safe_load((root / "exp" / f"exp00{i}" / "lineage.yml").read_text())["note"] for i in range(2, 8)}
+    assert notes == {f"racer {i}" for i in range(6)}
+
+
 # --- stale claims -----------------------------------------------------------------------------
 
 
