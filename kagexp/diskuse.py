@@ -58,9 +58,7 @@ def experiments(project: Project) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows of `kagexp du`: each experiment's outputs, biggest first."""
     rows = []
     for exp in experiments_with_outputs(project):
-        out = project.output_dir(exp)
-        runs = sum(1 for record in scan(project, [exp]))
-        rows.append([exp, runs, tree_size(out)])
+        rows.append([exp, len(scan(project, [exp])), tree_size(project.output_dir(exp))])
     return ["exp", "runs", "size"], sorted(rows, key=lambda row: -row[2])
 
 
