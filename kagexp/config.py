@@ -12,6 +12,8 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import hashlib
+import json
 import re
 import stat
 import textwrap
@@ -611,3 +613,25 @@ def locate(problems: list[Problem], text: str, source: str, first_line: int | No
         f"{position(source, line, first_line)}: {label + ': ' if label else ''}{problem.message}"
         for problem, line in zip(problems, lines)
     ]
+
+
+def override_hash(override: dict) -> str:
+    """Same meaning, same hash: comments, indentation and key order do not count; types do."""
+    canonical = json.dumps(_canonical(override), sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _canonical(value: Any) -> Any:
+    """`value` in a form `json.dumps(sort_keys=True)` takes, keeping each key's type: a mapping whose
+    keys are not all plain text has every key tagged (`!int:7`, `!str:7`, `!NoneType:None`),
+    so `{7: x}` and `{'7': x}` differ and mixed keys sort. Plain text keys stay as they are, so
+    every override hashed before keeps its hash. Sets are sorted: their order changes per process."""
+    if isinstance(value, dict):
+        if all(isinstance(key, str) and not key.startswith("!") for key in value):
+            return {key: _canonical(item) for key, item in value.items()}
+        return {f"!{type(key).__name__}:{key}": _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, (set, frozenset)):
+        return {"!set": sorted(json.dumps(_canonical(item), sort_keys=True, default=str) for item in value)}
+    return value

@@ -7,8 +7,6 @@ output folder, execute through a launcher, report), for exp.py's front end and n
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 import signal
 import threading
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kagexp import config, guards
+from kagexp.config import override_hash
 from kagexp.errors import MAX_PROBLEMS, ConfigError, InvalidNameError, NotFoundError, RunStateError, UsageError
 from kagexp.fingerprints import Inputs
 from kagexp.project import Project, check_name, load_project, run_name, unknown
@@ -113,28 +112,6 @@ def _not_a_string(name: Any, runs: dict) -> str:
     if str(name) in runs:
         return f"RUNS: run names {name!r} and {str(name)!r} would share one folder; rename one (names are strings)"
     return f"RUNS: run name {name!r} is {config.kind(name)}; write it as a string: {str(name)!r}"
-
-
-def override_hash(override: dict) -> str:
-    """Same meaning, same hash: comments, indentation and key order do not count; types do."""
-    canonical = json.dumps(_canonical(override), sort_keys=True, default=str, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
-def _canonical(value: Any) -> Any:
-    """`value` in a form `json.dumps(sort_keys=True)` takes, keeping each key's type: a mapping whose
-    keys are not all plain text has every key tagged (`!int:7`, `!str:7`, `!NoneType:None`),
-    so `{7: x}` and `{'7': x}` differ and mixed keys sort. Plain text keys stay as they are, so
-    every override hashed before keeps its hash. Sets are sorted: their order changes per process."""
-    if isinstance(value, dict):
-        if all(isinstance(key, str) and not key.startswith("!") for key in value):
-            return {key: _canonical(item) for key, item in value.items()}
-        return {f"!{type(key).__name__}:{key}": _canonical(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_canonical(item) for item in value]
-    if isinstance(value, (set, frozenset)):
-        return {"!set": sorted(json.dumps(_canonical(item), sort_keys=True, default=str) for item in value)}
-    return value
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from kagexp import files
-from kagexp.config import dump_yaml, flatten, read_mapping
+from kagexp.config import dump_yaml, flatten, override_hash, read_mapping
 from kagexp.errors import ConfigError, InvalidNameError, RunStateError
 
 FORMAT = 1
@@ -292,6 +292,19 @@ class RunFolder:
         """The merged config the run saw, exactly as recorded, for running it again: a ConfigError
         naming the file when it is missing or unreadable (a rerun must not guess)."""
         return read_mapping(self.path / CONFIG, _shown(self.path / CONFIG))
+
+    def override_hash(self) -> str | None:
+        """Which override this run is: as its meta recorded it, else (a folder older than that, or
+        whose meta is damaged) the hash of its `config_update.yml`; None when neither can tell."""
+        recorded = (self.meta() or {}).get("override_hash")
+        if isinstance(recorded, str):
+            return recorded
+        if not (self.path / OVERRIDE).is_file():
+            return None
+        try:
+            return override_hash(read_mapping(self.path / OVERRIDE))
+        except ConfigError:
+            return None
 
     def config(self) -> dict:
         """The merged config the run saw; for a legacy folder its override; {} when unreadable."""
@@ -636,9 +649,9 @@ def read_runs_record(exp_out: Path) -> RunsRecord:
         for entry in run_folders(exp_out):
             if match := _NUMBERED.fullmatch(entry.name):
                 numbers.append(int(match.group(1)))
-                override_hash = (RunFolder(Path(entry.path)).meta() or {}).get("override_hash")
-                if isinstance(override_hash, str):
-                    names[override_hash] = entry.name
+                digest = RunFolder(Path(entry.path)).override_hash()
+                if digest:
+                    names[digest] = entry.name
     recorded = data.get("next")
     floor = recorded if isinstance(recorded, int) and not isinstance(recorded, bool) else 1
     return RunsRecord(names, current, max([floor, *(n + 1 for n in numbers)]))

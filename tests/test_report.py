@@ -117,9 +117,9 @@ def test_project_report(project):
     done = cli(project, "report", "--all")
     assert done.returncode == 0, done.stderr
     text = (project / "RESULTS.md").read_text()
-    assert "| exp | parent | done | failed | running | stale | best cv | last run | code | note |" in text
-    assert "| exp001 |  | 3 | 0 | 0 | 0 | 0.3 (run003) |" in text
-    assert "| exp002 | exp001 | 1 | 0 | 0 | 0 | 0.2 (run002) |" in text
+    assert "| exp | parent | done | failed | running | stale | not in RUNS | best cv | last run | code | note |" in text
+    assert "| exp001 |  | 3 | 0 | 0 | 0 | 0 | 0.3 (run003) |" in text
+    assert "| exp002 | exp001 | 1 | 0 | 0 | 0 | 0 | 0.2 (run002) |" in text
     assert "![best cv by experiment](results/best_cv_by_experiment.png)" in text
     png_size(project / "results/best_cv_by_experiment.png")
 

@@ -319,11 +319,11 @@ CASES: list[Case] = [
         problems=2,
     ),
     Case(
-        "override-changed-after-its-run-is-done",
+        "override-changed-after-its-named-run-is-done",
         ("exp.py",),
         ("exp001", "run002", "override changed", "--force --only run002"),
-        done=True,
-        prepare=edit(EXP_PY, "max_depth: 2", "max_depth: 20"),
+        done=True,  # the done list's runs, now named by a dict whose run002 changed
+        prepare=edit(EXP_PY, RUNS, named({"run001": depth(1), "run002": depth(20), "run003": depth(3)})),
     ),
     # RUNS
     Case(
@@ -347,13 +347,13 @@ CASES: list[Case] = [
     Case(
         "RUNS-entry-a-dict",
         ("exp.py",),
-        (EXP_PY, "run002", "YAML string", "dict"),
+        (EXP_PY, "RUNS entry 2 of the list", "YAML string", "dict"),
         runs="['lr: 0.1', {'lr': 0.2}]",
     ),
     Case(
         "RUNS-entry-an-int",
         ("exp.py",),
-        (EXP_PY, "run001", "YAML string", "int"),
+        (EXP_PY, "RUNS entry 1 of the list", "YAML string", "int"),
         runs="[3]",
     ),
     Case(
