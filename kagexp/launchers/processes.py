@@ -36,7 +36,7 @@ from kagexp.errors import UsageError
 from kagexp.launchers import Reporter, execute_in_worker, interrupt_once, lost, with_environment
 from kagexp.provenance import Provenance, seed_everything
 from kagexp.run import RunFunction, RunResult, RunSpec, flush_std, interrupts
-from kagexp.threads import ThreadLimits, seen, shares
+from kagexp.threads import ThreadLimits, seen
 
 GRACE_SECONDS = 10.0  # after Ctrl-C, how long runs get to record their end before they are killed
 STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
@@ -89,7 +89,7 @@ class ProcessesLauncher:
         capture: bool = True,
     ) -> list[RunResult]:
         _ = provenance.environment  # computed once here, not once per forked run
-        limits = ThreadLimits(shares(self.jobs))
+        limits = ThreadLimits.for_jobs(self.jobs)
         with limits.exported():  # before numpy loads: its thread pool is sized when it does
             seed_everything(0)  # imports numpy and torch (when installed) here, not in every forked run
             _preload_trackers(specs)
