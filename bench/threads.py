@@ -6,6 +6,7 @@ each run its share (`kagexp.threads`). This times, as the wall time of the whole
 process in a new project each time:
 
 - inline: the three runs one after the other, each with every core;
+- inline with `OMP_NUM_THREADS=1`: the same on one thread each (what `-j 2` should halve);
 - `-j 2`: two at a time, each limited to max(1, cores // 2) threads by kagexp;
 - `-j 2` with `OMP_NUM_THREADS=<cores>` set by the user: kagexp leaves it alone, so each run
   uses every core, as before the limits (for comparison).
@@ -72,6 +73,7 @@ def main() -> None:
     cases = {
         "inline": ([], {}),
         "-j 2 (kagexp's limits)": (["-j", "2"], {}),
+        "inline, OMP_NUM_THREADS=1": ([], {"OMP_NUM_THREADS": "1"}),
         f"-j 2, OMP_NUM_THREADS={every} (no limit)": (["-j", "2"], {"OMP_NUM_THREADS": str(every)}),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kagexp.provenance import importable
@@ -43,12 +43,6 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def shares(jobs: int, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The variables a run gets when `jobs` run at once: max(1, cores // jobs) for each the user left unset."""
-    share = str(max(1, cores() // jobs))
-    return {name: share for name in VARIABLES if name not in environ}
-
-
 def seen() -> dict[str, str | None]:
     """The variables as this process sees them, for meta.json."""
     return {name: os.environ.get(name) for name in VARIABLES}
@@ -59,41 +53,46 @@ class ThreadLimits:
     """What `--jobs N` gives every run: the variables, and a handle on the thread pools loaded
     before the fork (threadpoolctl's, taken once in the parent: a forked run inherits them)."""
 
-    values: dict[str, str]
-    loaded: Any = None
+    share: int
+    values: dict[str, str]  # the variables the user left unset, each set to `share`
+    loaded: list[Any] = field(default_factory=list)  # threadpoolctl's controllers of pools over `share`
+
+    @classmethod
+    def for_jobs(cls, jobs: int, environ: Mapping[str, str] = os.environ) -> ThreadLimits:
+        """When `jobs` runs run at once: max(1, cores // jobs) threads each."""
+        share = max(1, cores() // jobs)
+        return cls(share, {name: str(share) for name in VARIABLES if name not in environ})
 
     @contextmanager
     def exported(self) -> Iterator[ThreadLimits]:
-        """Set the variables in this process while its runs are forked; then put back what was there."""
-        saved = {name: os.environ.get(name) for name in self.values}
+        """Set the variables in this process while its runs are forked, then unset them again (they
+        were unset: `for_jobs` takes no other), so a notebook's later runs see what they saw before."""
         os.environ.update(self.values)
         try:
             yield self
         finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
+            for name in self.values:
+                os.environ.pop(name, None)
 
     def find_loaded(self) -> None:
-        """In the parent, after its imports: the thread pools already loaded that the variables
-        would have limited had they been set in time (nothing to do without threadpoolctl)."""
+        """In the parent, after its imports: the thread pools already loaded with more threads
+        than the share, which the variables came too late for (nothing to do without threadpoolctl).
+
+        Only those: setting OpenBLAS's count in a forked process starts its threads again, which
+        costs a run about 10 ms even when the count does not change.
+        """
         apis = [_THREADPOOLCTL_API[name] for name in self.values if name in _THREADPOOLCTL_API]
         if not apis or not importable("threadpoolctl"):
             return
         from threadpoolctl import ThreadpoolController
 
-        selected = ThreadpoolController().select(internal_api=apis)
-        self.loaded = selected if selected.lib_controllers else None
+        pools = ThreadpoolController().select(internal_api=apis).lib_controllers
+        self.loaded = [pool for pool in pools if pool.num_threads > self.share]
 
     def apply(self) -> None:
         """In a forked run: hold the pools loaded before the fork to the run's share."""
-        if not self.values:
-            return
-        share = int(next(iter(self.values.values())))
-        if self.loaded is not None:
-            self.loaded.limit(limits=share)
+        for pool in self.loaded:
+            pool.set_num_threads(self.share)
         numexpr = sys.modules.get("numexpr")
         if numexpr is not None and "NUMEXPR_NUM_THREADS" in self.values:
-            numexpr.set_num_threads(share)
+            numexpr.set_num_threads(self.share)

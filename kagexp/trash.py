@@ -136,7 +136,7 @@ def _inside(path: object) -> bool:
     if not isinstance(path, str) or not path or "\\" in path:
         return False
     pure = PurePosixPath(path)
-    return not pure.is_absolute() and ".." not in pure.parts and "." not in pure.parts
+    return bool(pure.parts) and not pure.is_absolute() and ".." not in pure.parts
 
 
 def size(project: Project) -> int:

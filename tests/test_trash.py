@@ -365,3 +365,16 @@ def _with_a_terminal(argv: list[str]) -> list[str]:
     import shlex
 
     return ["script", "-qec", shlex.join(argv), "/dev/null"]
+
+
+def test_a_manifest_naming_paths_outside_the_output_folder_is_not_followed(project):
+    entry = project / "data/output/.trash/20200101-000000"
+    (entry / "x").mkdir(parents=True)
+    items = [{"path": path, "kind": "run", "size": 1} for path in ("../../x", "/tmp/x", ".", "")]
+    (entry / "manifest.json").write_text(json.dumps({"format": 1, "items": items}))
+    before = snapshot_tree(project)
+    done = kagexp(project, "restore")
+    assert done.returncode == 2
+    assert done.stderr.startswith("kagexp: error: trash entry 20200101-000000 has no readable manifest.json")
+    assert snapshot_tree(project) == before
+    assert json.loads(ok(project, "trash", "list", "--format", "json"))[0]["items"] == 0

@@ -37,7 +37,7 @@ from kagexp.errors import UsageError
 from kagexp.launchers import Reporter, execute_in_worker, interrupt_once, lost, with_environment
 from kagexp.provenance import Provenance, seed_everything
 from kagexp.run import RunFunction, RunResult, RunSpec, flush_std, interrupts
-from kagexp.threads import ThreadLimits, seen, shares
+from kagexp.threads import ThreadLimits, seen
 
 # what CUDA_VISIBLE_DEVICES takes: an index, or a GPU or MIG UUID (`GPU-8f3c2a1e-…`, `MIG-GPU-…/1/0`)
 GPU_ID = re.compile(r"[0-9]+|(?:GPU-|MIG-(?:GPU-)?)[0-9A-Fa-f][0-9A-Fa-f-]*(?:/[0-9]+/[0-9]+)?")
@@ -96,7 +96,7 @@ class ProcessesLauncher:
         capture: bool = True,
     ) -> list[RunResult]:
         _ = provenance.environment  # computed once here, not once per forked run
-        limits = ThreadLimits(shares(self.jobs))
+        limits = ThreadLimits.for_jobs(self.jobs)
         with limits.exported():  # before numpy loads: its thread pool is sized when it does
             seed_everything(0)  # imports numpy and torch (when installed) here, not in every forked run
             _preload_trackers(specs)
