@@ -13,7 +13,7 @@ process in a new project each time:
 
 Target: `-j 2` is no slower than inline. exp.py imports scikit-learn at its top, as most do, so
 its OpenMP runtime is loaded before the runs are forked. Run it with the project's virtualenv:
-`python bench/threads.py [--samples 40000] [--reps 1]`.
+`python bench/threads.py [--samples 40000] [--trees 100,200,300] [--reps 1]`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 import kagexp
 
-RUNS = ["max_iter: 100", "max_iter: 200", "max_iter: 300"]
+RUNS = [f"max_iter: {{trees}}" for trees in {trees!r}]
 X, y = make_classification(n_samples={samples}, n_features=40, n_informative=20, random_state=0)
 
 
@@ -49,14 +49,14 @@ if __name__ == "__main__":
 """
 
 
-def wall_time(samples: int, flags: list[str], environ: dict[str, str]) -> float:
+def wall_time(samples: int, trees: list[int], flags: list[str], environ: dict[str, str]) -> float:
     """Seconds for `python exp.py FLAGS` to run the three runs of a new project."""
     with tempfile.TemporaryDirectory(prefix="kagexp-bench-") as tmp:
         root = Path(tmp)
         (root / "exp" / "exp001").mkdir(parents=True)
         (root / "kagexp.yml").write_text("name: bench\n")
         (root / "exp" / "exp001" / "config.yml").write_text("max_iter: 100\n")
-        (root / "exp" / "exp001" / "exp.py").write_text(EXP_PY.format(samples=samples))
+        (root / "exp" / "exp001" / "exp.py").write_text(EXP_PY.format(samples=samples, trees=trees))
         env = {**{k: v for k, v in os.environ.items() if k not in VARIABLES}, **environ}
         start = time.perf_counter()
         command = [sys.executable, "exp/exp001/exp.py", *flags]
@@ -67,6 +67,7 @@ def wall_time(samples: int, flags: list[str], environ: dict[str, str]) -> float:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=40000, help="rows of the training data (default: 40000)")
+    p.add_argument("--trees", default="100,200,300", help="trees of each run (default: 100,200,300)")
     p.add_argument("--reps", type=int, default=1, help="rounds; the median is shown (default: 1)")
     args = p.parse_args()
     every = cores()
@@ -76,11 +77,12 @@ def main() -> None:
         "inline, OMP_NUM_THREADS=1": ([], {"OMP_NUM_THREADS": "1"}),
         f"-j 2, OMP_NUM_THREADS={every} (no limit)": (["-j", "2"], {"OMP_NUM_THREADS": str(every)}),
     }
+    trees = [int(t) for t in args.trees.split(",")]
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(args.reps):
         for name, (flags, environ) in cases.items():
-            times[name].append(wall_time(args.samples, flags, environ))
-    print(f"three HistGradientBoosting runs, {args.samples} rows, {every} cores")
+            times[name].append(wall_time(args.samples, trees, flags, environ))
+    print(f"HistGradientBoosting runs of {args.trees} trees, {args.samples} rows, {every} cores")
     print("| how | seconds |\n|---|---|")
     for name, samples in times.items():
         print(f"| {name} | {statistics.median(samples):.1f} |")

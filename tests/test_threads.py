@@ -92,6 +92,13 @@ def test_a_variable_the_user_set_is_left_as_set(tmp_path):
     assert meta(root, "run001")["threads"] == expected
 
 
+def test_fewer_runs_than_jobs_share_the_cores_among_themselves(tmp_path):
+    root = make(tmp_path)
+    done = run_exp(root, "--jobs", "4", "--only", "run001")
+    assert done.returncode == 0, done.stderr
+    assert seen_in(root, "run001")["variables"] == {name: str(share(1)) for name in VARIABLES}
+
+
 def test_inline_runs_keep_every_thread_and_a_notebook_gets_its_variables_back(tmp_path):
     root = make(tmp_path)
     done = run_exp(root, "--only", "run001")

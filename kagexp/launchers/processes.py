@@ -96,7 +96,7 @@ class ProcessesLauncher:
         capture: bool = True,
     ) -> list[RunResult]:
         _ = provenance.environment  # computed once here, not once per forked run
-        limits = ThreadLimits.for_jobs(self.jobs)
+        limits = ThreadLimits.for_jobs(max(1, min(self.jobs, len(specs))))  # -j 8 for 2 runs: 2 at once
         with limits.exported():  # before numpy loads: its thread pool is sized when it does
             seed_everything(0)  # imports numpy and torch (when installed) here, not in every forked run
             _preload_trackers(specs)
