@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import shlex
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,8 +231,7 @@ def open_tool(tool: str, left: Side, right: Side) -> int:
     words = tool_command(tool)
     if left.code_dir is None or right.code_dir is None:
         raise NotFoundError("no code folder to compare (a run without its code snapshot)")
-    command = [*words, str(left.code_dir), str(right.code_dir)]
-    try:
-        return subprocess.call(command)
-    except FileNotFoundError:
-        raise NotFoundError(f"diff tool {command[0]!r} not found on PATH") from None
+    executable = shutil.which(words[0])  # not exec's own search: a PATH folder it may not enter says EACCES
+    if executable is None:
+        raise NotFoundError(f"diff tool {words[0]!r} not found on PATH")
+    return subprocess.call([executable, *words[1:], str(left.code_dir), str(right.code_dir)])
