@@ -33,7 +33,7 @@ SHOWN = 5
 PROBE = """
 import json, sys
 sys.path.insert(0, sys.argv[2])
-from kagexp.launchers.slurm import import_script
+from kagexp.scripts import import_script
 from pathlib import Path
 module = import_script(Path(sys.argv[1]))
 print(json.dumps(getattr(module, "RUNS", None)))

@@ -35,12 +35,12 @@ from kagexp.errors import NotFoundError, RunStateError, UsageError
 from kagexp.experiment import interruptible
 from kagexp.fingerprints import Inputs
 from kagexp.launchers import with_environment
-from kagexp.launchers.slurm import MODULE, import_script
 from kagexp.project import Project, load_project, unknown
 from kagexp.provenance import Provenance
 from kagexp.records import RunRecord, find_run, scan_experiment
 from kagexp.run import RunFunction, RunResult, RunSpec, execute
 from kagexp.runfolder import RunFolder, code_dir, code_root, run_function
+from kagexp.scripts import MODULE, import_script
 
 RERUNNABLE = ("done", "failed", "interrupted", "stale")
 # What a rerun does not report as changed: its code is the snapshot's, whatever git says now.

@@ -21,7 +21,6 @@ compute nodes share; submitit's own files (pickles, logs, the sbatch script) go 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import pickle
 import shutil
@@ -38,9 +37,9 @@ from kagexp.fingerprints import Inputs
 from kagexp.launchers import Reporter, execute_in_worker, from_folder, interrupt_once, with_environment
 from kagexp.provenance import Provenance, importable
 from kagexp.run import RunFunction, RunResult, RunSpec
+from kagexp.scripts import import_script
 
 CLUSTERS = ("slurm", "local")
-MODULE = "__kagexp_exp__"  # the name exp.py is imported under in a job: not `__main__`
 POLL_SECONDS = {"slurm": 5.0, "local": 0.2}
 GRACE_SECONDS = 30.0  # after Ctrl-C, how long cancelled jobs get to record their end
 NUMBERS = (("time_min", 1, False), ("gpus_per_node", 0, False), ("cpus_per_task", 1, False))
@@ -329,19 +328,6 @@ def unpickle(blob: bytes, script: str | None) -> RunFunction:
     if script:
         restore_filename(fn, script)
     return fn
-
-
-def import_script(path: Path) -> types.ModuleType:
-    """exp.py as a module named `MODULE`: its top level runs, its `if __name__ == "__main__":` does not."""
-    spec = importlib.util.spec_from_file_location(MODULE, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[MODULE] = module  # before it runs: dataclasses and pickling look their module up
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[MODULE]
-        raise
-    return module
 
 
 def restore_filename(fn: object, filename: str) -> None:
