@@ -106,6 +106,18 @@ def run_exp(root: Path, *args: str, exp: str = "exp001", timeout: float = 60, **
     )
 
 
+def run_kagexp(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """`kagexp ARGS` in `root`, as a real process."""
+    return subprocess.run(
+        [sys.executable, "-m", "kagexp", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=timeout,
+    )
+
+
 def subprocess_env() -> dict:
     env = dict(os.environ)
     env.pop("NO_COLOR", None)

@@ -8,18 +8,11 @@ import subprocess
 import sys
 
 import pytest
-from helpers import make_project, run_exp, subprocess_env
+from helpers import make_project, run_exp, run_kagexp, subprocess_env
 
 
 def kagexp(root, *args, check_code=None):
-    done = subprocess.run(
-        [sys.executable, "-m", "kagexp", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=60,
-    )
+    done = run_kagexp(root, *args)
     if check_code is not None:
         assert done.returncode == check_code, done.stderr
     return done

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
-from helpers import BASE_CONFIG, git, make_project, snapshot_tree, subprocess_env
+from helpers import BASE_CONFIG, git, make_project, run_kagexp, snapshot_tree
 
 
 def doctor(root, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "kagexp", "doctor", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-    )
+    return run_kagexp(root, "doctor", *args, timeout=600)
 
 
 def lines(done) -> dict[str, tuple[str, str]]:

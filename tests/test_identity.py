@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import yaml
-from helpers import depth_runs, executions, make_project, out_dir, run_exp, set_runs, subprocess_env
+from helpers import depth_runs, executions, make_project, out_dir, run_exp, run_kagexp, set_runs
 
 
 def depths(root, *runs: str) -> dict[str, int]:
@@ -17,12 +15,6 @@ def depths(root, *runs: str) -> dict[str, int]:
         merged = yaml.safe_load((out_dir(root) / run / "config.yml").read_text())
         found[run] = merged["model"]["params"]["max_depth"]
     return found
-
-
-def kagexp(root, *args):
-    return subprocess.run(
-        [sys.executable, "-m", "kagexp", *args], cwd=root, capture_output=True, text=True, env=subprocess_env()
-    )
 
 
 def test_inserting_at_the_front_runs_only_the_new_entry(tmp_path):
@@ -68,9 +60,9 @@ def test_a_deleted_entry_stays_on_disk_listed_not_in_runs_and_its_number_is_not_
     assert list(lines) == ["run001", "run003", "run002"]
     assert "done (not in RUNS)" in lines["run002"] and "not in RUNS" not in lines["run001"]
     assert run_exp(root).returncode == 0  # records what RUNS holds now
-    rows = {row["run"]: row for row in json.loads(kagexp(root, "runs", "--format", "json").stdout)}
+    rows = {row["run"]: row for row in json.loads(run_kagexp(root, "runs", "--format", "json").stdout)}
     assert rows["exp001/run002"]["in RUNS"] == "no" and rows["exp001/run001"]["in RUNS"] == ""
-    ls = json.loads(kagexp(root, "ls", "--format", "json").stdout)
+    ls = json.loads(run_kagexp(root, "ls", "--format", "json").stdout)
     assert ls[0]["not in RUNS"] == 1 and ls[0]["done"] == 3
     set_runs(root, depth_runs(1, 3, 7))
     assert run_exp(root).returncode == 0

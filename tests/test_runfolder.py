@@ -9,19 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import depth_runs, make_project, out_dir, run_exp, subprocess_env
+from helpers import depth_runs, make_project, out_dir, run_exp, run_kagexp
 
 import kagexp
 from kagexp import runfolder
 from kagexp.runfolder import FORMAT, RunFolder
 
 PACKAGE = Path(kagexp.__file__).parent
-
-
-def kagexp_cli(root: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kagexp", *args], cwd=root, capture_output=True, text=True, env=subprocess_env()
-    )
 
 
 def test_only_runfolder_spells_the_run_folder_file_names():
@@ -119,14 +113,14 @@ def test_files_of_the_wrong_shape_never_crash_a_listing(tmp_path, case):
         (run_dir / "summary.json").unlink()
 
     for args in (["runs", "--format", "json"], ["ls"], ["show", "exp001/run001"], ["diff", "1/1", "1/2"]):
-        done = kagexp_cli(root, *args)
+        done = run_kagexp(root, *args)
         assert done.returncode == 0, (args, done.stderr)
         assert "Traceback" not in done.stderr
-    rows = {row["run"]: row for row in json.loads(kagexp_cli(root, "runs", "--format", "json").stdout)}
+    rows = {row["run"]: row for row in json.loads(run_kagexp(root, "runs", "--format", "json").stdout)}
     assert rows["exp001/run002"]["status"] == "done"
     expected = "corrupt" if name == "meta.json" else "done"
     assert rows["exp001/run001"]["status"] == expected
-    assert kagexp_cli(root, "show", "1/1").stdout.startswith(f"exp001/run001  {expected}")
+    assert run_kagexp(root, "show", "1/1").stdout.startswith(f"exp001/run001  {expected}")
     if name in ("summary.json", "metrics.json", ".index.json"):
         assert rows["exp001/run001"]["cv"] == 0.1, "rebuilt from the other files"
     if name == "metrics.jsonl":

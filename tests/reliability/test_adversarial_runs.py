@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import depth_runs, make_project, meta, out_dir, run_exp, snapshot_tree, subprocess_env
+from helpers import depth_runs, make_project, meta, out_dir, run_exp, run_kagexp, snapshot_tree, subprocess_env
 
 from kagexp.runfolder import RunFolder, store_git_diff
 
@@ -302,14 +302,7 @@ def test_a_fifo_in_a_run_folder_never_hangs_a_listing(tmp_path, name):
     target.unlink(missing_ok=True)
     os.mkfifo(target)
     for args in (["runs", "--format", "json"], ["ls"], ["show", "1/1"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "kagexp", *args],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            env=subprocess_env(),
-            timeout=30,
-        )
+        done = run_kagexp(root, *args, timeout=30)
         assert done.returncode == 0 and "Traceback" not in done.stderr, (args, done.stderr)
     rows = json.loads(
         subprocess.run(
