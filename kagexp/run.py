@@ -73,6 +73,8 @@ class _Tee:
     The copying thread owns its descriptors and closes them when the pipe ends, so a child process
     the run left behind (a data-loader worker, a server) may keep writing after the run ended:
     its output still reaches the log and the terminal, and the run does not wait for it.
+    The terminal gets whole lines where it can, so runs in parallel do not cut into each
+    other's lines; a partial line (a prompt, a progress bar) is shown once output pauses.
     """
 
     POLL_SECONDS = 0.05
@@ -90,19 +92,24 @@ class _Tee:
         self.thread.start()
 
     def _pump(self, read_end: int, log_fd: int, terminal: int) -> None:
+        pending = b""
         try:
             while True:
                 asked = self.asked
                 ready, _, _ = select.select([read_end], [], [], self.POLL_SECONDS)
                 if not ready:
+                    _write_all(terminal, pending)
+                    pending = b""
                     self.drained = asked  # a whole wait begun after that request saw nothing
                     continue
                 chunk = os.read(read_end, 65536)
                 if not chunk:
                     break
                 _write_all(log_fd, chunk)
-                _write_all(terminal, chunk)
+                lines, pending = _whole_lines(pending + chunk)
+                _write_all(terminal, lines)
         finally:
+            _write_all(terminal, pending)
             for fd in (read_end, log_fd, terminal):
                 os.close(fd)
 
@@ -114,6 +121,17 @@ class _Tee:
         deadline = time.monotonic() + patience
         while self.thread.is_alive() and self.drained < self.asked and time.monotonic() < deadline:
             time.sleep(0.005)
+
+
+_LONGEST_HELD = 65536  # a line longer than this goes out in pieces
+
+
+def _whole_lines(data: bytes) -> tuple[bytes, bytes]:
+    """Split after the last line end (a newline, or the carriage return of a progress bar)."""
+    end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+    if len(data) - end > _LONGEST_HELD:
+        end = len(data)
+    return data[:end], data[end:]
 
 
 def _write_all(fd: int, data: bytes) -> None:

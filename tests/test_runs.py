@@ -416,6 +416,25 @@ def test_c_level_output_is_captured(tmp_path):
     assert "raw stdout" in done.stdout and "to stderr" in done.stderr
 
 
+def test_runs_in_parallel_do_not_cut_into_each_others_lines(tmp_path):
+    # print() writes its pieces apart; the terminal copy must still get whole lines from each worker
+    body = (
+        "for i in range(40):\n"
+        "    sys.stdout.write('line'); sys.stdout.flush(); time.sleep(0.002)\n"
+        "    print('', i, 'of', ctx.name, flush=True)\n"
+        "sys.stdout.write('no newline at the end'); sys.stdout.flush()\n"
+    )
+    root = make_project(tmp_path, runs=["+a: 1", "+a: 2"], body=body)
+    done = run_exp(root, "--jobs", "2")
+    assert done.returncode == 0, done.stderr
+    printed = [line for line in done.stdout.replace("no newline at the end", "").splitlines() if "line" in line]
+    for run in ("run001", "run002"):
+        mine = [line for line in printed if line.endswith(f"of {run}")]
+        assert mine == [f"line {i} of {run}" for i in range(40)], printed
+    assert len(printed) == 80, printed
+    assert done.stdout.count("no newline at the end") == 2
+
+
 def test_project_root_without_settings_file(tmp_path):
     root = make_project(tmp_path)
     (root / "kagexp.yml").unlink()
