@@ -573,5 +573,30 @@ def trash_empty(yes: bool) -> None:
     click.echo(f"deleted {emptied.entries} trash entries ({human(emptied.size)})")
 
 
+@cli.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="HTML file (default: data/output/dashboard.html).",
+)
+def dashboard(output: Path | None) -> None:
+    """Write one self-contained HTML page of every run: table, experiment tree, run details, plots.
+
+    It needs no server and no network (open it from file://, even offline).
+
+    \b
+    Example:
+      kagexp dashboard && xdg-open data/output/dashboard.html
+      kagexp dashboard -o /tmp/comp.html
+    """
+    from kagexp.dashboard import write_dashboard
+
+    project = _project()
+    path = write_dashboard(project, output)
+    click.echo(f"wrote {output if output is not None else path.relative_to(project.root)}")
+
+
 def main() -> None:
     cli.main(prog_name="kagexp")
