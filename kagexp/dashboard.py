@@ -5,9 +5,9 @@ No server and no network: the page's script, style and data are inline, so it wo
 document in a `<script type="application/json">` tag; every `<` in it is written `\\u003c`, so no
 value (a note, an override) can close the tag, and the page's script only ever shows values as text.
 
-The document is compact enough for 10,000 runs in a few MB: what repeats is stored once and
-referred to by index (config key names, metric names, file names, the environment of a run and
-its package list), a run keeps only how its merged config differs from its experiment's base
+The document stays small (10,000 runs in about 4 MB): what repeats is stored once and referred
+to by index (config key names, metric names, file names, environments, package lists), the runs
+are stored by column, a run keeps only how its merged config differs from its experiment's base
 config, and metric histories share one budget of points, evenly thinned per run.
 """
 
@@ -17,12 +17,14 @@ import html
 import json
 import math
 import re
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from kagexp import config, files
+from kagexp.dashboard_cache import FOLD_KEYS, RunCache, RunFiles, rethinned
 from kagexp.errors import NotFoundError, TargetExistsError
 from kagexp.files import to_json
 from kagexp.project import Project
@@ -31,15 +33,15 @@ from kagexp.results import best_run, varying_keys
 
 TEMPLATES = Path(__file__).parent / "templates" / "dashboard"
 DEFAULT_FILE = "dashboard.html"
+CACHE_FILE = ".dashboard-cache.json"  # in the output folder, beside the page
 BASE_CONFIG = "config.yml"  # an experiment's base config, in exp/EXP/
 FORMAT = 1
-HISTORY_BUDGET = 150_000  # history values in the whole page: about 1 MB, whatever the number of runs
-HISTORY_MIN, HISTORY_MAX = 8, 500  # values kept per metric of one run
-FILES_MAX = 50  # files listed per run
-FOLD_KEYS = ("fold", "_fold")  # a metrics.jsonl entry with one of these is a per-fold score
-# Parts of meta.json that differ from run to run; the rest (host, python, git, packages…) is shared.
-PER_RUN = ("started", "ended", "duration", "attempt", "seed", "pid", "command", "error", "rerun_of")
-LEFT_OUT = ("format", "exp", "run", "status", "override_hash")
+HISTORY_BUDGET = 80_000  # history values in the whole page (under 1 MB), however many runs
+HISTORY_MIN = 8  # values per metric of one run, at least
+# The runs' columns in the page: exp index, run name, status, LB, metric values, config difference,
+# keys the base has and the run lacks, override, per-fold scores, histories, environment index,
+# its own provenance, files, and whether its RUNS entry is gone.
+COLUMNS = ("e", "r", "s", "lb", "m", "c", "x", "o", "fo", "h", "p", "v", "f", "g")
 
 
 @dataclass
@@ -49,12 +51,15 @@ class Interned:
     items: list[Any] = field(default_factory=list)
     index: dict[str, int] = field(default_factory=dict)
 
-    def add(self, value: Any) -> int:
-        key = value if isinstance(value, str) else to_json(value)
+    def add(self, value: Any, key: str | None = None) -> int:
+        key = key if key is not None else value if isinstance(value, str) else to_json(value)
         if key not in self.index:
             self.index[key] = len(self.items)
             self.items.append(value)
         return self.index[key]
+
+
+# --- the page's data -------------------------------------------------------------------------
 
 
 @dataclass
@@ -63,6 +68,7 @@ class PageData:
 
     project: Project
     records: list[RunRecord]
+    cache: RunCache
     keys: Interned = field(default_factory=Interned)
     metrics: Interned = field(default_factory=Interned)
     file_names: Interned = field(default_factory=Interned)
@@ -86,6 +92,13 @@ class PageData:
         return {name: i for i, name in enumerate(self.experiments)}
 
     @cached_property
+    def by_exp(self) -> dict[str, list[RunRecord]]:
+        grouped: dict[str, list[RunRecord]] = {name: [] for name in self.experiments}
+        for record in self.records:
+            grouped.setdefault(record.exp, []).append(record)
+        return grouped
+
+    @cached_property
     def bases(self) -> dict[str, dict[str, Any]]:
         """Each experiment's base config, flattened: the run keeps only what differs from it."""
         return {name: self._base(name) for name in self.experiments}
@@ -98,7 +111,7 @@ class PageData:
                 return config.flatten(config.read_mapping(path))
             except config.ConfigError:
                 pass
-        runs = [r.config for r in self.records if r.exp == name]
+        runs = [r.config for r in self.by_exp[name]]
         if not runs:
             return {}
         return {k: v for k, v in runs[0].items() if all(k in c and not _differs(c[k], v) for c in runs)}
@@ -108,8 +121,10 @@ class PageData:
         if self.metric:
             self.metrics.add(self.metric)
         varying = [self.keys.add(k) for k in varying_keys(self.records)] if len(self.records) > 1 else []
-        budget = max(HISTORY_MIN, min(HISTORY_MAX, HISTORY_BUDGET // max(1, len(self.records))))
-        runs = [self._run(record, budget) for record in self.records]
+        budget = max(HISTORY_MIN, HISTORY_BUDGET // max(1, len(self.records)))
+        now = time.time_ns()
+        rows = [self._run(record, self.cache.get(record, now), budget) for record in self.records]
+        self.cache.save()
         return {
             "format": FORMAT,
             "project": self.project.settings.get("name") or self.project.root.name,
@@ -122,7 +137,8 @@ class PageData:
             "files": self.file_names.items,
             "envs": self.envs.items,
             "packages": self.packages.items,
-            "runs": runs,
+            "count": len(rows),
+            "runs": {column: [row.get(column) for row in rows] for column in COLUMNS},
         }
 
     # -- experiments
@@ -132,8 +148,7 @@ class PageData:
         rows = []
         for name in self.experiments:
             lineage = self.project.lineage(name) if (self.project.exp_root / name).is_dir() else {}
-            parent = lineage.get("parent")
-            parent = str(parent) if parent is not None else None
+            parent = _text(lineage.get("parent"))
             value, run = best[name]
             parent_value = best.get(parent, (None, None))[0] if parent else None
             delta = value - parent_value if _number(value) and _number(parent_value) else None
@@ -142,7 +157,7 @@ class PageData:
                     "name": name,
                     "parent": parent,
                     "note": _text(lineage.get("note")),
-                    "runs": sum(r.exp == name for r in self.records),
+                    "runs": len(self.by_exp[name]),
                     "best": value,
                     "best_run": run,
                     "delta": delta,
@@ -152,29 +167,39 @@ class PageData:
         return rows
 
     def _best(self, name: str) -> tuple[Any, str | None]:
-        found = best_run([r for r in self.records if r.exp == name], self.metric, self.direction)
+        found = best_run(self.by_exp[name], self.metric, self.direction)
         return (found.metrics[self.metric], found.run) if found else (None, None)
 
     # -- runs
 
-    def _run(self, record: RunRecord, budget: int) -> dict[str, Any]:
-        folder = record.run_folder
+    def _run(self, record: RunRecord, found: RunFiles, budget: int) -> dict[str, Any]:
+        """One run's values by column (absent: null in the page)."""
         row: dict[str, Any] = {"e": self.exp_index[record.exp], "r": record.run, "s": record.status, "lb": record.lb}
         row["m"] = self._metric_values(record.metrics)
         row.update(self._config_difference(record))
-        override = folder.override_text()
-        if override.strip():
-            row["o"] = override
-        folds, history = self._history(folder.history(), budget)
-        if folds:
-            row["fo"] = folds
-        if history:
-            row["h"] = history
-        row.update(self._provenance(folder.meta() or record.meta))
-        row["f"] = [n for name, size in folder.listed_files()[:FILES_MAX] for n in (self.file_names.add(name), size)]
+        if found.override.strip():
+            row["o"] = found.override
+        if found.folds:
+            row["fo"] = {str(self.metrics.add(name)): values for name, values in found.folds.items()}
+        if found.history:
+            row["h"] = {str(self.metrics.add(name)): rethinned(s, budget) for name, s in found.history.items()}
+        row["p"] = self._env(found.env)
+        row["v"] = found.own
+        names = found.files[::2]
+        row["f"] = [n for name, size in zip(names, found.files[1::2]) for n in (self.file_names.add(name), size)]
         if record.in_runs is False:
-            row["g"] = 1  # its RUNS entry is gone
+            row["g"] = 1
         return row
+
+    def _env(self, key: str) -> int:
+        """The index of a run's environment; the first time, its package list becomes an index too."""
+        if key in self.envs.index:
+            return self.envs.index[key]
+        env = dict(self.cache.shared.get(key) or {})
+        packages = env.get("packages")
+        if isinstance(packages, str) and isinstance(self.cache.shared.get(packages), dict):
+            env["packages"] = self.packages.add(self.cache.shared[packages], packages)
+        return self.envs.add(env, key)
 
     def _metric_values(self, metrics: dict[str, Any]) -> list[Any]:
         """The run's last metric values, aligned with the page's metric names (the project's first)."""
@@ -193,54 +218,6 @@ class PageData:
         changed = {str(self.keys.add(k)): v for k, v in record.config.items() if k not in base or _differs(base[k], v)}
         removed = [self.keys.add(k) for k in base if k not in record.config]
         return {"c": changed, **({"x": removed} if removed else {})}
-
-    def _history(self, entries: list[dict], budget: int) -> tuple[dict, dict]:
-        """Per-fold scores ({metric: [[fold, value]…]}) and thinned histories ({metric: [steps, values]})."""
-        folds: dict[str, list] = {}
-        series: dict[str, tuple[list, list]] = {}
-        for position, entry in enumerate(entries):
-            fold = next((entry[k] for k in FOLD_KEYS if k in entry), None)
-            step = entry.get("_step")
-            step = step if _number(step) else position
-            for name, value in entry.items():
-                if name.startswith("_") or name in FOLD_KEYS or not _number(value):
-                    continue
-                key = str(self.metrics.add(name))
-                if fold is not None:
-                    folds.setdefault(key, []).append([fold, value])
-                else:
-                    steps, values = series.setdefault(key, ([], []))
-                    steps.append(step)
-                    values.append(value)
-        history = {key: _thinned(steps, values, budget) for key, (steps, values) in series.items() if len(values) > 1}
-        return folds, history
-
-    def _provenance(self, meta: dict[str, Any]) -> dict[str, Any]:
-        """`p`: the index of the run's shared environment; `v`: its own part of meta.json."""
-        shared = {k: v for k, v in meta.items() if k not in PER_RUN and k not in LEFT_OUT}
-        if isinstance(shared.get("packages"), dict):
-            shared["packages"] = self.packages.add(shared["packages"])
-        own = {k: meta[k] for k in PER_RUN if meta.get(k) is not None}
-        return {"p": self.envs.add(shared), "v": own}
-
-
-def _thinned(steps: list, values: list, budget: int) -> list:
-    """At most `budget` points, evenly spread, the first and last kept; `[values]` alone when
-    the steps are 0, 1, 2… (most histories), else `[values, steps]`."""
-    if len(values) > budget:
-        picks = sorted({round(i * (len(values) - 1) / (budget - 1)) for i in range(budget)})
-        steps, values = [steps[i] for i in picks], [values[i] for i in picks]
-    values = [_rounded(v) for v in values]
-    if steps == list(range(len(steps))):
-        return [values]
-    return [values, steps]
-
-
-def _rounded(value: Any) -> Any:
-    """Plotted values need no more than 7 significant digits (the tables keep full precision)."""
-    if isinstance(value, float) and math.isfinite(value) and value != 0:
-        return float(f"{value:.7g}")
-    return value
 
 
 def _number(value: Any) -> bool:
@@ -294,11 +271,16 @@ def _finite(value: Any) -> Any:
 
 def dashboard_data(project: Project) -> dict[str, Any]:
     """The page's data for every run of the project."""
-    return PageData(project, scan(project, all_experiments(project))).build()
+    cache = RunCache.load(output_folder(project) / CACHE_FILE)
+    return PageData(project, scan(project, all_experiments(project)), cache).build()
+
+
+def output_folder(project: Project) -> Path:
+    return project.inside(project.settings["output_dir"], "output_dir")
 
 
 def default_path(project: Project) -> Path:
-    return project.inside(project.settings["output_dir"], "output_dir") / DEFAULT_FILE
+    return output_folder(project) / DEFAULT_FILE
 
 
 def write_dashboard(project: Project, out: Path | None = None) -> Path:

@@ -44,7 +44,14 @@ function fmt(v) {
   return String(v);
 }
 
-function fmtDelta(v) { return isNum(v) ? (v > 0 ? "+" : "") + fmt(v) : ""; }
+function time(epoch) {
+  if (!isNum(epoch)) return null;
+  const d = new Date(epoch * 1000);
+  const two = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+function fmtDelta(v) { return isNum(v) ? (v >= 0 ? "+" : "") + fmt(v) : ""; }
 
 function better(delta) {
   if (!isNum(delta) || delta === 0) return "";
@@ -70,7 +77,11 @@ function kvTable(rows) {
 const EXPS = DATA.exps;
 const KEYS = DATA.keys;
 const METRICS = DATA.metrics;
-const RUNS = DATA.runs.map((raw, index) => ({ raw, index, id: EXPS[raw.e].name + "/" + raw.r, exp: EXPS[raw.e] }));
+const RUNS = Array.from({ length: DATA.count }, (_, index) => {
+  const raw = {};
+  for (const [column, values] of Object.entries(DATA.runs)) raw[column] = values[index];
+  return { raw, index, id: EXPS[raw.e].name + "/" + raw.r, exp: EXPS[raw.e] };
+});
 const METRIC_INDEX = DATA.metric === null ? -1 : METRICS.indexOf(DATA.metric);
 
 function metricOf(run, m) { const v = run.raw.m[m]; return v === undefined ? null : v; }
@@ -95,8 +106,8 @@ function buildColumns() {
   METRICS.forEach((name, m) => {
     if (m !== METRIC_INDEX) cols.push({ id: "m" + m, label: name, get: (r) => metricOf(r, m), on: true });
   });
-  cols.push({ id: "duration", label: "duration s", get: (r) => (r.raw.v ? r.raw.v.duration : null), on: true });
-  cols.push({ id: "started", label: "started", get: (r) => (r.raw.v && r.raw.v.started ? String(r.raw.v.started).slice(0, 19).replace("T", " ") : null), on: false });
+  cols.push({ id: "duration", label: "duration s", get: (r) => (isNum(r.raw.v.d) ? r.raw.v.d : null), on: true });
+  cols.push({ id: "started", label: "started", get: (r) => time(r.raw.v.t), on: false });
   cols.push({ id: "note", label: "note", get: (r) => r.exp.note, on: false });
   return cols;
 }
@@ -253,7 +264,13 @@ function detailLeft(run) {
   return part;
 }
 
-function foldTable(folds) {
+function foldPairs(series) {
+  const [values, folds] = series;
+  return values.map((v, i) => [folds ? folds[i] : i, v]);
+}
+
+function foldTable(compact) {
+  const folds = Object.fromEntries(Object.entries(compact).map(([m, series]) => [m, foldPairs(series)]));
   const names = Object.keys(folds);
   const ids = [...new Set(names.flatMap((m) => folds[m].map((p) => fmt(p[0]))))];
   const head = el("tr", {}, el("th", {}, "fold"), ...names.map((m) => el("th", {}, METRICS[m])));
@@ -281,19 +298,20 @@ function detailRight(run) {
   const part = el("div");
   part.append(el("h3", {}, "Provenance"));
   const rows = [
-    ["started", own.started], ["ended", own.ended], ["duration s", own.duration], ["attempt", own.attempt], ["seed", own.seed],
-    ["error", own.error], ["command", Array.isArray(own.command) ? own.command.join(" ") : own.command],
+    ["started", time(own.t)], ["duration s", own.d], ["attempt", own.a || 1], ["seed", env.seed], ["error", own.error],
+    ["command", Array.isArray(env.command) ? env.command.join(" ") : env.command], ["pid", env.pid],
     ["git", git ? `${git.commit || "no commit"} on ${git.branch || "detached"}${git.dirty ? ", dirty" : ", clean"}` : env.git === undefined ? null : "not a repository"],
     ["code hash", env.code_hash], ["host", env.host], ["user", env.user], ["python", env.python], ["kagexp", env.kagexp],
     ["platform", env.platform], ["gpus", Array.isArray(env.gpus) ? env.gpus.join(", ") || "none" : env.gpus], ["cwd", env.cwd],
   ];
+  if (own.rerun_of) rows.push(["rerun of", own.rerun_of]);
   part.append(kvTable(rows.filter((r) => r[1] !== null && r[1] !== undefined)));
   const packages = isNum(env.packages) ? DATA.packages[env.packages] : null;
   if (packages) {
     const names = Object.keys(packages).sort();
     part.append(el("details", {}, el("summary", {}, names.length + " packages"), kvTable(names.map((n) => [n, packages[n]]))));
   }
-  const other = Object.entries(env).filter(([k]) => !["git", "code_hash", "host", "user", "python", "kagexp", "platform", "gpus", "cwd", "packages"].includes(k));
+  const other = Object.entries(env).filter(([k]) => !["git", "code_hash", "host", "user", "python", "kagexp", "platform", "gpus", "cwd", "packages", "seed", "command", "pid"].includes(k));
   if (other.length) part.append(el("details", {}, el("summary", {}, "more (" + other.map((p) => p[0]).join(", ") + ")"), kvTable(other)));
   part.append(el("h3", {}, "Files"));
   const files = [];
