@@ -13,7 +13,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench clean
+.PHONY: demo test lint format bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,18 @@ demo: $(STAMP)
 	@echo; echo "== kagexp rerun --check: every iris run again, from its code snapshot"
 	cd example-exp-iris && $(KAGEXP) rerun exp001 --check
 	cd example-exp-iris && $(KAGEXP) rerun exp002 --check
+	@echo; echo "== kagexp dashboard: one HTML file, open it in a browser (works offline)"
+	cd example-exp-iris && $(KAGEXP) dashboard
 
-test: $(STAMP)
+# The dashboard's browser tests drive Debian's chromium (Playwright's own download is unreachable):
+# installed here when missing, as root with apt; if it cannot be, those tests skip and say why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+	  { echo "installing chromium for the dashboard's browser tests (apt-get)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1 || \
+	    echo "could not install chromium: the browser tests will skip"; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)

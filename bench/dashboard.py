@@ -9,8 +9,9 @@ experiments. Then:
 - `kagexp dashboard` is timed as a whole process: first (no listing index yet), then warm (median);
 - the file's size;
 - in headless Chromium (Debian's `chromium`, driven by Playwright), the time from asking for the
-  `file://` page to the runs table drawn and the page marked ready, then a sort by the metric
-  and a text filter (each until the table is redrawn). Medians over fresh pages.
+  `file://` page to the runs table drawn and the page marked ready (and the same as the page's
+  own clock counts it from navigation start), then a sort by the metric and a text filter (each
+  until the table is redrawn, Playwright's round trips included). Medians over fresh pages.
 
 Targets (issue 14): 10,000 runs → build ≤ 3 s, file ≤ 5 MB, usable ≤ 2 s.
 
@@ -111,7 +112,7 @@ def browser_times(page_path: Path, repeats: int) -> dict[str, list[float]]:
     """Seconds from asking for the page to its table drawn; then to sort by the metric; to filter."""
     from playwright.sync_api import sync_playwright
 
-    times: dict[str, list[float]] = {"usable": [], "page's own": [], "sort": [], "filter": []}
+    times: dict[str, list[float]] = {"usable": [], "ready, as the page measures it": [], "sort": [], "filter": []}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
         for _ in range(repeats):
@@ -120,7 +121,7 @@ def browser_times(page_path: Path, repeats: int) -> dict[str, list[float]]:
             page.goto(page_path.as_uri(), wait_until="commit")
             page.wait_for_selector("html[data-ready]")
             times["usable"].append(time.perf_counter() - start)
-            times["page's own"].append(page.evaluate("performance.now()") / 1000)
+            times["ready, as the page measures it"].append(int(page.get_attribute("html", "data-ready")) / 1000)
             start = time.perf_counter()
             page.click("#runs th[data-col=m0]")
             page.wait_for_selector("#runs th.sorted:not(.desc)")

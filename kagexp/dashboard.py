@@ -36,7 +36,7 @@ DEFAULT_FILE = "dashboard.html"
 CACHE_FILE = ".dashboard-cache.json"  # in the output folder, beside the page
 BASE_CONFIG = "config.yml"  # an experiment's base config, in exp/EXP/
 FORMAT = 1
-HISTORY_BUDGET = 80_000  # history values in the whole page (under 1 MB), however many runs
+HISTORY_BUDGET = 60_000  # history values in the whole page (under 1 MB), however many runs
 HISTORY_MIN = 8  # values per metric of one run, at least
 # The runs' columns in the page: exp index, run name, status, LB, metric values, config difference,
 # keys the base has and the run lacks, override, per-fold scores, histories, environment index,
@@ -138,7 +138,7 @@ class PageData:
             "envs": self.envs.items,
             "packages": self.packages.items,
             "count": len(rows),
-            "runs": {column: [row.get(column) for row in rows] for column in COLUMNS},
+            "runs": {column: _column([row.get(column) for row in rows]) for column in COLUMNS},
         }
 
     # -- experiments
@@ -215,9 +215,23 @@ class PageData:
     def _config_difference(self, record: RunRecord) -> dict[str, Any]:
         """`c`: {key index: value} where the merged config differs from the base; `x`: keys it lacks."""
         base = self.bases.get(record.exp, {})
-        changed = {str(self.keys.add(k)): v for k, v in record.config.items() if k not in base or _differs(base[k], v)}
-        removed = [self.keys.add(k) for k in base if k not in record.config]
+        add = self.keys.add
+        changed = {}
+        for key, value in record.config.items():
+            old = base.get(key, _MISSING)
+            if type(old) is not type(value) or old != value:  # 1, 1.0 and true differ
+                changed[str(add(key))] = value
+        removed = [add(k) for k in base if k not in record.config]
         return {"c": changed, **({"x": removed} if removed else {})}
+
+
+_MISSING = object()
+
+
+def _column(values: list) -> list | dict:
+    """A column of the runs: a list, or {position: value} when it is mostly empty."""
+    present = {str(i): v for i, v in enumerate(values) if v is not None}
+    return present if len(present) < len(values) / 4 else values
 
 
 def _number(value: Any) -> bool:

@@ -125,10 +125,12 @@ def thinned(steps: list, values: list, budget: int) -> list:
 def rethinned(series: list, budget: int) -> list:
     """A cached history thinned further to the page's budget (more runs, fewer points each)."""
     values = series[0]
-    if len(values) <= budget:
+    length = len(values)
+    if length <= budget:
         return series
-    steps = series[1] if len(series) > 1 else list(range(len(values)))
-    return thinned(steps, values, budget)
+    picks = [round(i * (length - 1) / (budget - 1)) for i in range(budget)]  # distinct: length > budget
+    steps = series[1] if len(series) > 1 else range(length)
+    return [[values[i] for i in picks], [steps[i] for i in picks]]
 
 
 def compact(keys: list, values: list) -> list:

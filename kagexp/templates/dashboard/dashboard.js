@@ -79,7 +79,8 @@ const KEYS = DATA.keys;
 const METRICS = DATA.metrics;
 const RUNS = Array.from({ length: DATA.count }, (_, index) => {
   const raw = {};
-  for (const [column, values] of Object.entries(DATA.runs)) raw[column] = values[index];
+  // a column is a list, or {position: value} when mostly empty
+  for (const [column, values] of Object.entries(DATA.runs)) raw[column] = values[index] ?? null;
   return { raw, index, id: EXPS[raw.e].name + "/" + raw.r, exp: EXPS[raw.e] };
 });
 const METRIC_INDEX = DATA.metric === null ? -1 : METRICS.indexOf(DATA.metric);
@@ -543,7 +544,7 @@ function start() {
   renderTree();
   switchTab("runs");
   refresh();
-  document.documentElement.dataset.ready = "1";
+  document.documentElement.dataset.ready = Math.round(performance.now()); // ms from navigation start: usable
 }
 
 start();
