@@ -6,6 +6,7 @@ const DATA = JSON.parse(document.getElementById("data").textContent);
 const PAGE_SIZE = 100;
 const MAX_HISTORY_RUNS = 20;
 const MAX_LABELLED = 30;
+const SVG_POINTS_MAX = 1500; // more points are drawn on a canvas over the SVG axes: SVG slows down past a few thousand
 const PALETTE = ["#2563eb", "#dc2626", "#059669", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#475569", "#9333ea"];
 const SVG_NS = (() => { const d = document.createElement("div"); d.innerHTML = "<svg></svg>"; return d.firstChild.namespaceURI; })();
 
@@ -432,9 +433,11 @@ function plot(spec) {
   svg.append(svgEl("line", { class: "axis", x1: m.left, x2: m.left, y1: m.top, y2: m.top + H }));
   svg.append(svgEl("text", { x: m.left + W / 2, y: height - 6, "text-anchor": "middle" }, spec.xlabel + (spec.xlog ? " (log)" : "")));
   svg.append(svgEl("text", { x: 12, y: m.top + H / 2, "text-anchor": "middle", transform: `rotate(-90 12 ${m.top + H / 2})` }, spec.ylabel));
+  let canvas = null;
   if (spec.series) drawSeries(svg, spec.series, sx, sy);
+  else if (spec.points.length > SVG_POINTS_MAX) canvas = pointCanvas(spec.points, sx, sy, width, height);
   else drawPoints(svg, spec.points, sx, sy, m.left + W);
-  const fig = el("figure", { "data-plot": spec.id || spec.title }, el("figcaption", {}, spec.title), svg);
+  const fig = el("figure", { "data-plot": spec.id || spec.title }, el("figcaption", {}, spec.title), el("div", { class: "plotbox" }, svg, canvas));
   if (spec.series && spec.series.length > 1) {
     const legend = el("div", { class: "legend" });
     spec.series.forEach((s, i) => legend.append(el("span", { class: "swatch", style: "background:" + PALETTE[i % PALETTE.length] }), s.label));
@@ -444,20 +447,75 @@ function plot(spec) {
   return fig;
 }
 
+// Points as one SVG fragment of numbers and palette colours only (fast for 10,000 runs); the run's
+// name and value are shown by a shared tooltip, as text.
 function drawPoints(svg, points, sx, sy, right) {
-  const labelled = points.length <= MAX_LABELLED;
+  const radius = points.length > 2000 ? 2 : 3.5;
+  const group = svgEl("g", { class: "points" });
+  group.innerHTML = points.map((p, i) => `<circle data-i="${i}" cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="${radius}" fill="${p.color || PALETTE[0]}" fill-opacity="0.8"></circle>`).join("");
+  const pick = (ev) => points[Number(ev.target.getAttribute("data-i"))];
+  group.addEventListener("mouseover", (ev) => { const p = pick(ev); if (p) showTip(ev, `${p.run.id}: ${p.tip()}`); });
+  group.addEventListener("mouseout", hideTip);
+  group.addEventListener("click", (ev) => { const p = pick(ev); if (p) { hideTip(); switchTab("runs"); showDetail(p.run); } });
+  svg.append(group);
+  if (points.length > MAX_LABELLED) return;
   for (const p of points) {
     const x = sx(p.x), y = sy(p.y);
-    const dot = svgEl("circle", { cx: x.toFixed(1), cy: y.toFixed(1), r: points.length > 2000 ? 2 : 3.5, fill: p.color || PALETTE[0], "fill-opacity": 0.8 });
-    dot.append(svgEl("title", {}, `${p.run.id}: ${p.tip}`));
-    dot.addEventListener("click", () => { switchTab("runs"); showDetail(p.run); });
-    svg.append(dot);
-    if (labelled) {
-      const nearRight = x > right - 90;
-      svg.append(svgEl("text", { x: nearRight ? x - 6 : x + 6, y: y - 5, "text-anchor": nearRight ? "end" : "start", class: "point-label" }, p.run.id));
-    }
+    const nearRight = x > right - 90;
+    svg.append(svgEl("text", { x: nearRight ? x - 6 : x + 6, y: y - 5, "text-anchor": nearRight ? "end" : "start", class: "point-label" }, p.run.id));
   }
 }
+
+// Many points on a canvas laid over the plot's SVG axes; the nearest point within 6 px is the one
+// hovered or clicked.
+function pointCanvas(points, sx, sy, width, height) {
+  const ratio = window.devicePixelRatio || 1;
+  const canvas = el("canvas", { width: width * ratio, height: height * ratio, style: `width:${width}px;height:${height}px`, "data-points": points.length });
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  ctx.globalAlpha = 0.75;
+  const xs = new Float64Array(points.length), ys = new Float64Array(points.length);
+  const byColor = new Map();
+  points.forEach((p, i) => {
+    xs[i] = sx(p.x);
+    ys[i] = sy(p.y);
+    const color = p.color || PALETTE[0];
+    if (!byColor.has(color)) byColor.set(color, []);
+    byColor.get(color).push(i);
+  });
+  for (const [color, indexes] of byColor) {
+    ctx.fillStyle = color;
+    for (const i of indexes) { ctx.beginPath(); ctx.arc(xs[i], ys[i], 2, 0, 2 * Math.PI); ctx.fill(); } // one path each: fastest here
+  }
+  const nearest = (ev) => {
+    const box = canvas.getBoundingClientRect();
+    const x = ev.clientX - box.left, y = ev.clientY - box.top;
+    let best = -1, distance = 36;
+    for (let i = 0; i < xs.length; i++) {
+      const d = (xs[i] - x) ** 2 + (ys[i] - y) ** 2;
+      if (d < distance) { distance = d; best = i; }
+    }
+    return best < 0 ? null : points[best];
+  };
+  canvas.addEventListener("mousemove", (ev) => {
+    const p = nearest(ev);
+    canvas.style.cursor = p ? "pointer" : "default";
+    if (p) showTip(ev, `${p.run.id}: ${p.tip()}`); else hideTip();
+  });
+  canvas.addEventListener("mouseleave", hideTip);
+  canvas.addEventListener("click", (ev) => { const p = nearest(ev); if (p) { hideTip(); switchTab("runs"); showDetail(p.run); } });
+  return canvas;
+}
+
+function showTip(ev, text) {
+  const tip = document.getElementById("tip");
+  tip.textContent = text;
+  tip.style.left = ev.clientX + 12 + "px";
+  tip.style.top = ev.clientY + 12 + "px";
+  tip.hidden = false;
+}
+
+function hideTip() { document.getElementById("tip").hidden = true; }
 
 function drawSeries(svg, series, sx, sy) {
   series.forEach((s, i) => {
@@ -483,13 +541,13 @@ function renderPlots() {
   const scored = METRIC_INDEX < 0 ? [] : runs.filter((r) => isNum(projectMetric(r)));
   if (scored.length) {
     const order = [...scored].sort((a, b) => a.index - b.index);
-    const points = order.map((r, i) => ({ x: i, y: projectMetric(r), run: r, color: expColor(r), tip: `${name} ${fmt(projectMetric(r))}` }));
+    const points = order.map((r, i) => ({ x: i, y: projectMetric(r), run: r, color: expColor(r), tip: () => `${name} ${fmt(projectMetric(r))}` }));
     const ticks = order.length <= 12 ? order.map((r, i) => [i, r.raw.r]) : null;
     figures.push(plot({ id: "per-run", title: `${name} per run`, xlabel: "run (listing order; colour: experiment)", ylabel: name, points, xticks: ticks, width: 640 }));
     for (const k of DATA.varying) figures.push(...keyPlot(scored, k));
     const both = scored.filter((r) => isNum(r.raw.lb));
     if (both.length) {
-      const pts = both.map((r) => ({ x: projectMetric(r), y: r.raw.lb, run: r, color: expColor(r), tip: `${name} ${fmt(projectMetric(r))}, LB ${fmt(r.raw.lb)}` }));
+      const pts = both.map((r) => ({ x: projectMetric(r), y: r.raw.lb, run: r, color: expColor(r), tip: () => `${name} ${fmt(projectMetric(r))}, LB ${fmt(r.raw.lb)}` }));
       const cv = /^cv$/i.test(name) ? name : `${name} (CV)`;
       figures.push(plot({ id: "cv-lb", title: `${cv} against LB`, xlabel: cv, ylabel: "LB", points: pts }));
     }
@@ -505,7 +563,7 @@ function keyPlot(runs, k) {
   if (distinct.size < 2) return [];
   const [lo, hi] = minMax(pairs.map((p) => p[0]));
   const log = lo > 0 && hi / lo >= 100;
-  const points = pairs.map(([x, r]) => ({ x, y: projectMetric(r), run: r, color: expColor(r), tip: `${KEYS[k]} ${fmt(x)}, ${DATA.metric} ${fmt(projectMetric(r))}` }));
+  const points = pairs.map(([x, r]) => ({ x, y: projectMetric(r), run: r, color: expColor(r), tip: () => `${KEYS[k]} ${fmt(x)}, ${DATA.metric} ${fmt(projectMetric(r))}` }));
   return [plot({ id: "key-" + KEYS[k], title: `${DATA.metric} against ${KEYS[k]}`, xlabel: KEYS[k], ylabel: DATA.metric, points, xlog: log })];
 }
 
