@@ -29,11 +29,13 @@ from kagexp.files import to_json
 from kagexp.records import RunRecord
 from kagexp.runfolder import RunFolder
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # bump whenever what is read from a run, or its shape, changes
 SETTLE_NS = 2_000_000_000  # run folders changed more recently than this are read, not cached
 HISTORY_MAX = 500  # values kept per metric of one run (the page thins further to its budget)
 FILES_MAX = 50  # files listed per run
-FOLD_KEYS = ("fold", "_fold")  # a metrics.jsonl entry with one of these is a per-fold score
+# A metrics.jsonl entry with one of these keys is a per-fold score; so is a metric named `…fold…`
+# logged with a step (`ctx.log({"fold_auc": a}, step=fold)`, as the iris example does).
+FOLD_KEYS = ("fold", "_fold")
 # The run's own part of meta.json; everything else but LEFT_OUT is the environment runs share.
 OWN = ("started", "duration", "attempt", "error", "rerun_of")
 LEFT_OUT = ("format", "exp", "run", "status", "override_hash", "ended")
@@ -102,16 +104,23 @@ def split_history(entries: list[dict]) -> tuple[dict[str, list], dict[str, list]
     series: dict[str, tuple[list, list]] = {}
     for position, entry in enumerate(entries):
         fold = entry.get("fold", entry.get("_fold"))
-        target, key = (series, entry.get("_step")) if fold is None else (folds, fold)
-        if fold is None and not _number(key):
-            key = position
+        step = entry.get("_step")
+        if not _number(step):
+            step = position
         for name, value in entry.items():
             kind = type(value)
             number = kind is int or (kind is float and math.isfinite(value))
-            if number and name[:1] != "_" and name not in FOLD_KEYS:
-                keys, values = target.setdefault(name, ([], []))
-                keys.append(key)
-                values.append(value)
+            if not number or name[:1] == "_" or name in FOLD_KEYS:
+                continue
+            if fold is not None:
+                target, key = folds, fold
+            elif "fold" in name and _number(entry.get("_step")):  # `fold_auc` logged with step=fold
+                target, key = folds, step
+            else:
+                target, key = series, step
+            keys, values = target.setdefault(name, ([], []))
+            keys.append(key)
+            values.append(value)
     history = {name: thinned(s, v, HISTORY_MAX) for name, (s, v) in series.items() if len(v) > 1}
     return {name: compact(k, v) for name, (k, v) in folds.items()}, history
 

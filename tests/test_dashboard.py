@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from helpers import make_project, run_exp, run_kagexp, set_runs
 
+from kagexp.dashboard_cache import split_history
+
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".pytest-artifacts"
 HOSTILE = "</script><script>alert(1)</script><!--"
 BODY = """\
@@ -177,6 +179,21 @@ def test_the_cache_is_used_and_a_run_done_again_is_read_again(tmp_path):
     assert runs["v"][1]["a"] == 2  # its second attempt
 
 
+def test_folds_are_told_apart_from_steps():
+    entries = [
+        {"_step": None, "fold": 0, "auc": 0.9},
+        {"_step": None, "fold": 1, "auc": 0.8, "note": "text"},
+        {"_step": 0, "fold_accuracy": 0.5},  # the iris example: a per-fold metric logged with step=fold
+        {"_step": 1, "fold_accuracy": 0.7},
+        {"_step": 0, "loss": 2.0, "ok": True},
+        {"_step": 1, "loss": float("nan")},
+        {"_step": 2, "loss": 1.0},
+    ]
+    folds, history = split_history(entries)
+    assert folds == {"auc": [[0.9, 0.8]], "fold_accuracy": [[0.5, 0.7]]}
+    assert history == {"loss": [[2.0, 1.0], [0, 2]]}
+
+
 def test_a_project_without_runs_gets_a_page(tmp_path):
     root = make_project(tmp_path)
     done = run_kagexp(root, "dashboard")
@@ -274,6 +291,7 @@ def test_a_runs_detail_and_the_tree_show_text_as_text(page, tmp_path):
     page.click(".tab[data-tab=plots]")
     assert page.locator("figure[data-plot=per-run] circle").count() == 7
     assert page.locator("figure[data-plot=cv-lb] circle").count() == 1
+    assert page.locator("figure[data-plot=folds-auc] circle").count() == 7 * 3  # folds as points, not lines
     lr_axis = page.locator("figure[data-plot='key-lr'] text").all_text_contents()
     assert "lr (log)" in lr_axis and "0.001" in lr_axis and "0.1" in lr_axis  # two decades: a log axis
     assert page.locator("figure[data-plot='history-loss'] path").count() == 7

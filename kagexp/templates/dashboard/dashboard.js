@@ -418,7 +418,8 @@ function plot(spec) {
   const sy = (v) => m.top + H - ((v - ylo) / (yhi - ylo)) * H;
   const svg = svgEl("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });
   svg.append(svgEl("title", {}, spec.title));
-  const xticks = spec.xticks || (spec.xlog ? logTicks(xlo, xhi) : linearTicks(xlo, xhi, Math.max(2, Math.floor(W / 90))));
+  let xticks = spec.xlog ? logTicks(xlo, xhi) : linearTicks(xlo, xhi, Math.max(2, Math.floor(W / 90)));
+  if (spec.xint) xticks = xticks.filter(([t]) => Number.isInteger(t));
   for (const [t, label] of xticks) {
     const x = sx(t);
     svg.append(svgEl("line", { class: "gridline", x1: x, x2: x, y1: m.top, y2: m.top + H }));
@@ -436,7 +437,7 @@ function plot(spec) {
   let canvas = null;
   if (spec.series) drawSeries(svg, spec.series, sx, sy);
   else if (spec.points.length > SVG_POINTS_MAX) canvas = pointCanvas(spec.points, sx, sy, width, height);
-  else drawPoints(svg, spec.points, sx, sy, m.left + W);
+  else drawPoints(svg, spec.points, sx, sy, m.left + W, spec.labels !== false);
   const fig = el("figure", { "data-plot": spec.id || spec.title }, el("figcaption", {}, spec.title), el("div", { class: "plotbox" }, svg, canvas));
   if (spec.series && spec.series.length > 1) {
     const legend = el("div", { class: "legend" });
@@ -449,7 +450,7 @@ function plot(spec) {
 
 // Points as one SVG fragment of numbers and palette colours only (fast for 10,000 runs); the run's
 // name and value are shown by a shared tooltip, as text.
-function drawPoints(svg, points, sx, sy, right) {
+function drawPoints(svg, points, sx, sy, right, labelled) {
   const radius = points.length > 2000 ? 2 : 3.5;
   const group = svgEl("g", { class: "points" });
   group.innerHTML = points.map((p, i) => `<circle data-i="${i}" cx="${sx(p.x).toFixed(1)}" cy="${sy(p.y).toFixed(1)}" r="${radius}" fill="${p.color || PALETTE[0]}" fill-opacity="0.8"></circle>`).join("");
@@ -458,11 +459,23 @@ function drawPoints(svg, points, sx, sy, right) {
   group.addEventListener("mouseout", hideTip);
   group.addEventListener("click", (ev) => { const p = pick(ev); if (p) { hideTip(); switchTab("runs"); showDetail(p.run); } });
   svg.append(group);
-  if (points.length > MAX_LABELLED) return;
+  if (labelled && points.length <= MAX_LABELLED) drawLabels(svg, points, sx, sy, right);
+}
+
+// A label beside each point, inside the plot (to the left near its right edge); a label that
+// would overlap one already placed moves below its point, else is left to the tooltip.
+function drawLabels(svg, points, sx, sy, right) {
+  const placed = [];
+  const overlaps = (box) => placed.some((b) => box.x1 < b.x2 && b.x1 < box.x2 && box.y1 < b.y2 && b.y1 < box.y2);
   for (const p of points) {
     const x = sx(p.x), y = sy(p.y);
     const nearRight = x > right - 90;
-    svg.append(svgEl("text", { x: nearRight ? x - 6 : x + 6, y: y - 5, "text-anchor": nearRight ? "end" : "start", class: "point-label" }, p.run.id));
+    const width = p.run.id.length * 6.2;
+    const left = nearRight ? x - 6 - width : x + 6;
+    const spot = [y - 5, y + 13].map((base) => ({ x1: left, x2: left + width, y1: base - 10, y2: base + 2, base })).find((box) => !overlaps(box));
+    if (!spot) continue;
+    placed.push(spot);
+    svg.append(svgEl("text", { x: nearRight ? x - 6 : x + 6, y: spot.base, "text-anchor": nearRight ? "end" : "start", class: "point-label" }, p.run.id));
   }
 }
 
@@ -541,9 +554,8 @@ function renderPlots() {
   const scored = METRIC_INDEX < 0 ? [] : runs.filter((r) => isNum(projectMetric(r)));
   if (scored.length) {
     const order = [...scored].sort((a, b) => a.index - b.index);
-    const points = order.map((r, i) => ({ x: i, y: projectMetric(r), run: r, color: expColor(r), tip: () => `${name} ${fmt(projectMetric(r))}` }));
-    const ticks = order.length <= 12 ? order.map((r, i) => [i, r.raw.r]) : null;
-    figures.push(plot({ id: "per-run", title: `${name} per run`, xlabel: "run (listing order; colour: experiment)", ylabel: name, points, xticks: ticks, width: 640 }));
+    const points = order.map((r, i) => ({ x: i + 1, y: projectMetric(r), run: r, color: expColor(r), tip: () => `${name} ${fmt(projectMetric(r))}` }));
+    figures.push(plot({ id: "per-run", title: `${name} per run`, xlabel: "run, in listing order (colour: experiment)", ylabel: name, points, xint: true, width: 640 }));
     for (const k of DATA.varying) figures.push(...keyPlot(scored, k));
     const both = scored.filter((r) => isNum(r.raw.lb));
     if (both.length) {
@@ -552,9 +564,27 @@ function renderPlots() {
       figures.push(plot({ id: "cv-lb", title: `${cv} against LB`, xlabel: cv, ylabel: "LB", points: pts }));
     }
   }
+  figures.push(...foldPlots(runs));
   figures.push(...historyPlots(runs));
   if (!figures.length) figures.push(el("p", { class: "muted" }, "Nothing to plot: no run of these has a value of the project's metric or a history."));
   box.replaceChildren(...figures);
+}
+
+// Each run's per-fold scores as points above its position: folds are not time steps.
+function foldPlots(runs) {
+  const withFolds = runs.filter((r) => r.raw.fo).sort((a, b) => a.index - b.index);
+  const byMetric = new Map();
+  withFolds.forEach((r, i) => {
+    for (const [m, series] of Object.entries(r.raw.fo)) {
+      if (!byMetric.has(m)) byMetric.set(m, []);
+      for (const [fold, value] of foldPairs(series)) {
+        if (isNum(value)) byMetric.get(m).push({ x: i + 1, y: value, run: r, color: expColor(r), tip: () => `fold ${fmt(fold)}: ${METRICS[m]} ${fmt(value)}` });
+      }
+    }
+  });
+  return [...byMetric].filter(([, points]) => points.length).map(([m, points]) => plot({
+    id: "folds-" + METRICS[m], title: `${METRICS[m]} per fold`, xlabel: "run, in listing order (one point per fold)", ylabel: METRICS[m], points, xint: true, labels: false, width: 640,
+  }));
 }
 
 function keyPlot(runs, k) {
