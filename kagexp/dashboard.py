@@ -74,6 +74,7 @@ class PageData:
     file_names: Interned = field(default_factory=Interned)
     envs: Interned = field(default_factory=Interned)
     packages: Interned = field(default_factory=Interned)
+    name_lists: dict[tuple, list[int]] = field(default_factory=dict)
 
     @property
     def metric(self) -> str | None:
@@ -185,8 +186,8 @@ class PageData:
             row["h"] = {str(self.metrics.add(name)): rethinned(s, budget) for name, s in found.history.items()}
         row["p"] = self._env(found.env)
         row["v"] = found.own
-        names = found.files[::2]
-        row["f"] = [n for name, size in zip(names, found.files[1::2]) for n in (self.file_names.add(name), size)]
+        names = self._indexes(self.file_names, found.files[::2])
+        row["f"] = [n for pair in zip(names, found.files[1::2]) for n in pair]
         if record.in_runs is False:
             row["g"] = 1
         return row
@@ -201,27 +202,33 @@ class PageData:
             env["packages"] = self.packages.add(self.cache.shared[packages], packages)
         return self.envs.add(env, key)
 
+    def _indexes(self, table: Interned, names: list[str]) -> list[int]:
+        """The indexes of names in a table; most runs share their names, so each list is looked up once."""
+        key = (id(table), *names)
+        if key not in self.name_lists:
+            self.name_lists[key] = [table.add(name) for name in names]
+        return self.name_lists[key]
+
     def _metric_values(self, metrics: dict[str, Any]) -> list[Any]:
         """The run's last metric values, aligned with the page's metric names (the project's first)."""
-        values: list[Any] = []
-        for name, value in metrics.items():
-            if name in FOLD_KEYS:  # the fold number of the last per-fold call, not a score
-                continue
-            index = self.metrics.add(name)
-            values.extend([None] * (index + 1 - len(values)))
-            values[index] = value
+        names = [name for name in metrics if name not in FOLD_KEYS]  # `fold`: the last fold's number
+        indexes = self._indexes(self.metrics, names)
+        values: list[Any] = [None] * (max(indexes) + 1 if indexes else 0)
+        for index, name in zip(indexes, names):
+            values[index] = metrics[name]
         return values
 
     def _config_difference(self, record: RunRecord) -> dict[str, Any]:
         """`c`: {key index: value} where the merged config differs from the base; `x`: keys it lacks."""
         base = self.bases.get(record.exp, {})
         add = self.keys.add
-        changed = {}
+        changed, shared = {}, 0
         for key, value in record.config.items():
             old = base.get(key, _MISSING)
             if type(old) is not type(value) or old != value:  # 1, 1.0 and true differ
                 changed[str(add(key))] = value
-        removed = [add(k) for k in base if k not in record.config]
+            shared += old is not _MISSING
+        removed = [add(k) for k in base if k not in record.config] if shared < len(base) else []
         return {"c": changed, **({"x": removed} if removed else {})}
 
 

@@ -15,6 +15,7 @@ under a hash of its JSON, in both the cache and the page.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -128,7 +129,7 @@ def split_history(entries: list[dict]) -> tuple[dict[str, list], dict[str, list]
 def thinned(steps: list, values: list, budget: int) -> list:
     """At most `budget` points, evenly spread, the first and last kept."""
     if len(values) > budget:
-        picks = sorted({round(i * (len(values) - 1) / (budget - 1)) for i in range(budget)})
+        picks = _picks(len(values), budget)
         steps, values = [steps[i] for i in picks], [values[i] for i in picks]
     return compact(steps, values)
 
@@ -139,9 +140,15 @@ def rethinned(series: list, budget: int) -> list:
     length = len(values)
     if length <= budget:
         return series
-    picks = [round(i * (length - 1) / (budget - 1)) for i in range(budget)]  # distinct: length > budget
+    picks = _picks(length, budget)
     steps = series[1] if len(series) > 1 else range(length)
     return [[values[i] for i in picks], [steps[i] for i in picks]]
+
+
+@functools.lru_cache(maxsize=1024)
+def _picks(length: int, budget: int) -> list[int]:
+    """`budget` evenly spread positions in `length`, first and last included (distinct: length > budget)."""
+    return [round(i * (length - 1) / (budget - 1)) for i in range(budget)]
 
 
 def compact(keys: list, values: list) -> list:
