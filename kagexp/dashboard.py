@@ -29,7 +29,7 @@ from kagexp.errors import NotFoundError, TargetExistsError
 from kagexp.files import to_json
 from kagexp.project import Project
 from kagexp.records import RunRecord, all_experiments, scan
-from kagexp.results import best_run, varying_keys
+from kagexp.results import best_run
 
 TEMPLATES = Path(__file__).parent / "templates" / "dashboard"
 DEFAULT_FILE = "dashboard.html"
@@ -75,6 +75,8 @@ class PageData:
     envs: Interned = field(default_factory=Interned)
     packages: Interned = field(default_factory=Interned)
     name_lists: dict[tuple, list[int]] = field(default_factory=dict)
+    changes: dict[str, set] = field(default_factory=dict)  # config key → its values where runs differ from base
+    changed_in: dict[tuple[str, str], int] = field(default_factory=dict)  # (exp, key) → runs that change it
 
     @property
     def metric(self) -> str | None:
@@ -121,11 +123,11 @@ class PageData:
         """The page's JSON document."""
         if self.metric:
             self.metrics.add(self.metric)
-        varying = [self.keys.add(k) for k in varying_keys(self.records)] if len(self.records) > 1 else []
         budget = max(HISTORY_MIN, HISTORY_BUDGET // max(1, len(self.records)))
         now = time.time_ns()
         rows = [self._run(record, self.cache.get(record, now), budget) for record in self.records]
         self.cache.save()
+        varying = [self.keys.add(k) for k in self._varying()]
         return {
             "format": FORMAT,
             "project": self.project.settings.get("name") or self.project.root.name,
@@ -218,6 +220,27 @@ class PageData:
             values[index] = metrics[name]
         return values
 
+    def _note_change(self, exp: str, key: str, value: Any) -> None:
+        self.changes.setdefault(key, set()).add(_token(value))
+        self.changed_in[exp, key] = self.changed_in.get((exp, key), 0) + 1
+
+    def _varying(self) -> list[str]:
+        """The config keys whose value is not the same in every run (or missing in some), in the
+        order `kagexp runs` shows them; from the bases and the runs' differences, without looking
+        at every key of every run."""
+        order: dict[str, None] = {}
+        for record in self.records:
+            order.update(dict.fromkeys(record.config))
+        varying = []
+        for key in order:
+            seen = set(self.changes.get(key, ()))
+            for name, records in self.by_exp.items():
+                if records and self.changed_in.get((name, key), 0) < len(records):
+                    seen.add(_token(self.bases[name].get(key, _MISSING)))
+            if len(seen) > 1:
+                varying.append(key)
+        return varying
+
     def _config_difference(self, record: RunRecord) -> dict[str, Any]:
         """`c`: {key index: value} where the merged config differs from the base; `x`: keys it lacks."""
         base = self.bases.get(record.exp, {})
@@ -227,12 +250,25 @@ class PageData:
             old = base.get(key, _MISSING)
             if type(old) is not type(value) or old != value:  # 1, 1.0 and true differ
                 changed[str(add(key))] = value
+                self._note_change(record.exp, key, value)
             shared += old is not _MISSING
-        removed = [add(k) for k in base if k not in record.config] if shared < len(base) else []
+        removed = [k for k in base if k not in record.config] if shared < len(base) else []
+        for key in removed:
+            self._note_change(record.exp, key, _MISSING)
+        removed = [add(k) for k in removed]
         return {"c": changed, **({"x": removed} if removed else {})}
 
 
 _MISSING = object()
+
+
+def _token(value: Any) -> Any:
+    """A config value as a set member: its type counts (1, 1.0 and true differ); lists and mappings as JSON."""
+    if value is _MISSING:
+        return value
+    if isinstance(value, (list, dict)):
+        return ("json", to_json(value))
+    return (type(value).__name__, value)
 
 
 def _column(values: list) -> list | dict:

@@ -17,6 +17,9 @@ import pytest
 from helpers import make_project, run_exp, run_kagexp, set_runs
 
 from kagexp.dashboard_cache import split_history
+from kagexp.project import load_project
+from kagexp.records import scan
+from kagexp.results import varying_keys
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".pytest-artifacts"
 HOSTILE = "</script><script>alert(1)</script><!--"
@@ -85,7 +88,7 @@ def test_the_page_is_one_file_with_nothing_to_fetch(html):
     assert "default-src 'none'" in html  # the browser may fetch nothing at all
 
 
-def test_the_page_holds_every_run_with_metric_lb_and_varying_keys(html):
+def test_the_page_holds_every_run_with_metric_lb_and_varying_keys(html, project):
     data = page_data(html)
     assert data["metric"] == "cv" and data["metrics"][0] == "cv"
     runs = runs_of(data)
@@ -96,6 +99,7 @@ def test_the_page_holds_every_run_with_metric_lb_and_varying_keys(html):
     assert runs["m"][1][0] == pytest.approx(0.205)
     varying = [data["keys"][k] for k in data["varying"]]
     assert set(varying) == {"model.params.max_depth", "model.params.min_samples_leaf", "lr"}
+    assert varying == varying_keys(scan(load_project(project)))  # the columns `kagexp runs` shows
 
 
 def test_a_run_carries_its_difference_from_base_folds_history_and_provenance(html):
