@@ -23,6 +23,8 @@ from kagexp.results import varying_keys
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".pytest-artifacts"
 HOSTILE = "</script><script>alert(1)</script><!--"
+NAME = "comp </title><script>alert(2)</script>"
+SETTINGS = f"name: '{NAME}'\nmetric:\n  name: cv\n  direction: max\n"
 BODY = """\
 depth = cfg.model.params.max_depth
 if depth == 3:
@@ -59,8 +61,9 @@ def runs_of(data: dict) -> dict[str, list]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """Two experiments (exp002 copied from exp001 with a hostile note), 9 runs (2 failed), one LB score."""
-    root = make_project(tmp_path_factory.mktemp("dash") / "comp", runs=RUNS, body=BODY)
+    """Two experiments (exp002 copied from exp001 with a hostile note), 9 runs (2 failed), one LB
+    score, and a hostile project name."""
+    root = make_project(tmp_path_factory.mktemp("dash") / "comp", runs=RUNS, body=BODY, settings=SETTINGS)
     assert run_exp(root).returncode == 1  # the depth-3 run fails
     new = run_kagexp(root, "new", "exp002", "--from", "exp001", "-m", f"deeper trees {HOSTILE}")
     assert new.returncode == 0, new.stderr
@@ -131,6 +134,7 @@ def test_the_tree_has_parent_note_best_and_delta(html):
 
 def test_no_value_can_close_the_script_tag(html):
     assert html.count("</script") == 2  # the data tag's and the script's own
+    assert html.count("</title") == 1 and "&lt;/title&gt;&lt;script&gt;alert(2)" in html
     assert "<!--" not in html
     data = page_data(html)
     assert data["exps"][1]["note"].endswith(HOSTILE)
@@ -307,4 +311,5 @@ def test_a_runs_detail_and_the_tree_show_text_as_text(page, tmp_path):
     shutil.copyfile(shot, ARTIFACTS / "dashboard.png")
     assert shot.stat().st_size > 10_000
     assert page.evaluate("document.scripts.length") == 2
+    assert page.title() == f"{NAME} · kagexp dashboard" and page.inner_text("#project") == NAME
     assert page.dialogs == [] and page.fetched == [] and page.errors == []
