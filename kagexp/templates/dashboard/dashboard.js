@@ -52,6 +52,8 @@ function time(epoch) {
   return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
 }
 
+function plural(n, noun) { return `${n} ${noun}${n === 1 ? "" : "s"}`; }
+
 function fmtDelta(v) { return isNum(v) ? (v >= 0 ? "+" : "") + fmt(v) : ""; }
 
 function better(delta) {
@@ -354,7 +356,7 @@ function renderTree() {
 
 function treeNode(e) {
   const open = el("button", { type: "button", title: "list its runs", onclick: () => { state.exp = e.name; document.getElementById("exp").value = e.name; state.page = 0; switchTab("runs"); refresh(); } }, e.name);
-  const node = el("span", { class: "node" }, open, el("span", { class: "muted" }, e.runs + (e.runs === 1 ? " run" : " runs")));
+  const node = el("span", { class: "node" }, open, el("span", { class: "muted" }, plural(e.runs, "run")));
   if (e.best !== null) node.append(el("span", { class: "best" }, `best ${DATA.metric} ${fmt(e.best)} (${e.best_run})`));
   if (isNum(e.delta)) node.append(el("span", { class: "delta " + better(e.delta) }, fmtDelta(e.delta) + " vs " + e.parent));
   if (e.note) node.append(el("span", { class: "note" }, e.note));
@@ -624,7 +626,7 @@ function switchTab(tab) {
 function start() {
   document.getElementById("project").textContent = DATA.project;
   const metric = DATA.metric ? `metric ${DATA.metric} (${DATA.direction === "min" ? "lower" : "higher"} is better)` : "no project metric (kagexp.yml `metric: name`)";
-  document.getElementById("summary").textContent = `${RUNS.length} runs in ${EXPS.length} experiments · ${metric}`;
+  document.getElementById("summary").textContent = `${plural(RUNS.length, "run")} in ${plural(EXPS.length, "experiment")} · ${metric}`;
   state.columns = buildColumns();
   if (METRIC_INDEX >= 0) { state.sort = "m" + METRIC_INDEX; state.desc = DATA.direction !== "min"; }
   setupControls();
