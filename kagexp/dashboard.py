@@ -198,7 +198,8 @@ class PageData:
         """The index of a run's environment; the first time, its package list becomes an index too."""
         if key in self.envs.index:
             return self.envs.index[key]
-        env = dict(self.cache.shared.get(key) or {})
+        found = self.cache.shared.get(key)
+        env = dict(found) if isinstance(found, dict) else {}
         packages = env.get("packages")
         if isinstance(packages, str) and isinstance(self.cache.shared.get(packages), dict):
             env["packages"] = self.packages.add(self.cache.shared[packages], packages)
