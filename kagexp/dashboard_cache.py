@@ -72,7 +72,7 @@ def read_run_files(folder: RunFolder, fallback_meta: dict, shared: dict[str, Any
 def share(shared: dict[str, Any], value: Any) -> str:
     """The key of `value` in the shared table (a hash of its JSON), adding it when new."""
     key = hashlib.sha1(to_json(value).encode("utf-8", "surrogateescape")).hexdigest()[:16]
-    shared.setdefault(key, value)
+    shared[key] = value  # also over a damaged entry of the cache
     return key
 
 
@@ -192,7 +192,7 @@ class RunCache:
         except OSError:
             mtime = None
         cached = self.runs.get(record.folder)
-        if cached and cached[0] == mtime and _row_shape(cached[1]) and cached[1][3] in self.shared:
+        if cached and cached[0] == mtime and _row_shape(cached[1]) and self._has_env(cached[1][3]):
             self.used[record.folder] = cached
             return RunFiles(*cached[1])
         found = read_run_files(record.run_folder, record.meta, self.shared)
@@ -200,6 +200,12 @@ class RunCache:
         if settled and record.status not in ("running", "stale", "corrupt"):
             self.used[record.folder] = [mtime, found.to_row()]
         return found
+
+    def _has_env(self, key: str) -> bool:
+        """Whether the shared table holds the environment (and its package list) a cached run names."""
+        env = self.shared.get(key)
+        packages = env.get("packages") if isinstance(env, dict) else None
+        return isinstance(env, dict) and (not isinstance(packages, str) or isinstance(self.shared.get(packages), dict))
 
     def save(self) -> None:
         """Keep what this build used (runs deleted since drop out); best effort, like the listing index."""

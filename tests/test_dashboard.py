@@ -176,6 +176,19 @@ def test_the_cache_is_used_and_a_run_done_again_is_read_again(tmp_path):
     first = page.read_text()
     assert run_kagexp(root, "dashboard").returncode == 0
     assert page.read_text() == first  # from the cache, the same page
+    cache_file = root / "data" / "output" / ".dashboard-cache.json"
+    folder = next(iter(cache["runs"]))
+    damaged = [
+        "{not json",
+        "[]",
+        json.dumps({**cache, "runs": {folder: [cache["runs"][folder][0], ["x"]]}}),
+        json.dumps({**cache, "shared": {key: [1, 2] for key in cache["shared"]}}),
+    ]
+    for text in damaged:  # read again from the run folders, never a traceback
+        cache_file.write_text(text)
+        done = run_kagexp(root, "dashboard")
+        assert done.returncode == 0 and done.stderr == ""
+        assert page.read_text() == first
     body = BODY.replace("1 / (step + depth)", "2 / (step + depth)")
     set_runs(root, RUNS[:2], body=body)
     assert run_exp(root, "--force", "--only", "run002").returncode == 0
