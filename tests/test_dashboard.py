@@ -317,7 +317,9 @@ def test_a_runs_detail_and_the_tree_show_text_as_text(page, tmp_path):
     assert "lr (log)" in lr_axis and "0.001" in lr_axis and "0.1" in lr_axis  # two decades: a log axis
     assert page.locator("figure[data-plot='history-loss'] path").count() == 7
     page.click(".tab[data-tab=runs]")
-    page.click("#runs tbody tr[data-run='exp001/run002']")
+    page.keyboard.press("Escape")
+    assert not page.locator("#detail").is_visible()
+    page.click("#runs tbody tr[data-run='exp001/run002'] td")
     shot = tmp_path / "dashboard.png"
     page.screenshot(path=str(shot), full_page=True)
     ARTIFACTS.mkdir(exist_ok=True)

@@ -236,10 +236,16 @@ function showDetail(run) {
   const raw = run.raw;
   const head = el("h2", {}, run.id + " ", el("span", { class: "status-" + raw.s }, raw.s));
   if (raw.g) head.append(el("span", { class: "muted" }, " (not in RUNS)"));
-  const close = el("button", { type: "button", onclick: () => { box.hidden = true; state.selected = null; renderBody(); } }, "close");
+  const close = el("button", { type: "button", class: "close", title: "close (Esc)", onclick: closeDetail }, "close ✕");
   box.replaceChildren(head, close, el("div", { class: "grid" }, detailLeft(run), detailRight(run)));
+  box.scrollTop = 0;
   renderBody();
-  box.scrollIntoView({ block: "nearest" });
+}
+
+function closeDetail() {
+  document.getElementById("detail").hidden = true;
+  state.selected = null;
+  renderBody();
 }
 
 function detailLeft(run) {
@@ -631,6 +637,7 @@ function start() {
   if (METRIC_INDEX >= 0) { state.sort = "m" + METRIC_INDEX; state.desc = DATA.direction !== "min"; }
   setupControls();
   for (const button of document.querySelectorAll(".tab")) button.addEventListener("click", () => switchTab(button.dataset.tab));
+  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closeDetail(); });
   renderTree();
   switchTab("runs");
   refresh();
