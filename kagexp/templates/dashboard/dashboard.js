@@ -510,7 +510,8 @@ function pointCanvas(points, sx, sy, width, height) {
   }
   const nearest = (ev) => {
     const box = canvas.getBoundingClientRect();
-    const x = ev.clientX - box.left, y = ev.clientY - box.top;
+    const scale = width / box.width; // the plot shrinks with a narrow window
+    const x = (ev.clientX - box.left) * scale, y = (ev.clientY - box.top) * scale;
     let best = -1, distance = 36;
     for (let i = 0; i < xs.length; i++) {
       const d = (xs[i] - x) ** 2 + (ys[i] - y) ** 2;
