@@ -449,7 +449,7 @@ function plot(spec) {
   const fig = el("figure", { "data-plot": spec.id || spec.title }, el("figcaption", {}, spec.title), el("div", { class: "plotbox" }, svg, canvas));
   if (spec.series && spec.series.length > 1) {
     const legend = el("div", { class: "legend" });
-    spec.series.forEach((s, i) => legend.append(el("span", { class: "swatch", style: "background:" + PALETTE[i % PALETTE.length] }), s.label));
+    spec.series.forEach((s, i) => legend.append(el("span", { class: "entry" }, el("span", { class: "swatch", style: "background:" + PALETTE[i % PALETTE.length] }), s.label)));
     fig.append(legend);
   }
   if (spec.note) fig.append(el("div", { class: "legend" }, spec.note));
