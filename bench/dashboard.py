@@ -22,6 +22,7 @@ Targets (issue 14): 10,000 runs → build ≤ 3 s, file ≤ 5 MB, usable ≤ 2 s
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import os
 import random
@@ -160,8 +161,8 @@ def main() -> None:
             f"({min(warm):.2f}–{max(warm):.2f}) |"
         )
         print(f"| file size | {page.stat().st_size / 1e6:.2f} MB |")
-        if not shutil.which("chromium"):
-            print("| browser | skipped: no chromium on the PATH |")
+        if not shutil.which("chromium") or importlib.util.find_spec("playwright") is None:
+            print("| browser | skipped: needs Debian's chromium and the playwright package (the dev extra) |")
             return
         for label, values in browser_times(page, args.repeats).items():
             print(
