@@ -18,7 +18,7 @@ from kagexp import __version__, tables
 from kagexp.errors import quiet_stdout, run_command
 
 FORMATS = click.Choice(tables.FORMATS)
-STATUSES = ["done", "failed", "interrupted", "running", "stale", "unknown", "corrupt"]
+STATUSES = ["done", "partial", "failed", "interrupted", "running", "stale", "unknown", "corrupt"]
 
 
 def _color() -> bool:
@@ -571,6 +571,27 @@ def trash_empty(yes: bool) -> None:
         click.confirm(f"Delete {len(listed)} trash entries ({size}) for good?", abort=True)
     emptied = trash.empty(project, [entry.id for entry in listed])
     click.echo(f"deleted {emptied.entries} trash entries ({human(emptied.size)})")
+
+
+# --- blends (kagexp.blend) ---------------------------------------------------------------
+
+
+@cli.command(name="blend")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN RUN...")
+@click.option("--method", type=click.Choice(["mean", "rank", "hill", "ridge"]), default="mean", show_default=True)
+@click.option("--metric", metavar="NAME", help="auc, logloss, rmse, mae, accuracy, f1 or pkg.module:function.")
+@click.option("-o", "--output", "name", metavar="NAME", help="The blend's name (default: the next blendNNN).")
+def blend_(runs: tuple[str, ...], method: str, metric: str | None, name: str | None) -> None:
+    """Blend runs' out-of-fold predictions made on the same rows and folds; save it as a run.
+
+    \b
+    Example:
+      kagexp blend exp001/run002 exp002/run001 --method hill -o lr_gbm
+    """
+    from kagexp.blend import blend
+
+    made = blend(_project(), list(runs), method, metric, name)
+    click.echo("\n".join(made.lines()))
 
 
 def main() -> None:

@@ -65,12 +65,21 @@ INDEX = ".index.json"
 RUNS_RECORD = ".runs.json"
 REFS = "refs.jsonl"
 SUBMISSIONS = "submissions.jsonl"
+# Folds, OOF and test predictions (kagexp.predictions, kagexp.blend): each finished fold in `folds/`
+# (`fold3.npz` arrays, then `fold3.json`, its record, written last: the fold is finished when that
+# exists), the assembled predictions beside the records, and blends as run folders of their own.
+FOLDS = "folds"
+OOF = "oof.npz"
+TEST = "test.npz"
+PREDICTIONS = {"oof": OOF, "test": TEST}
+SUBMISSION = "submission.csv"
+BLENDS = "blend"  # data/output/blend/<name>/, beside data/output/exp/
 # A run's own small records, in its folder and in each `attempts/N/`: `gc` never moves them; every
 # other file is an artifact the run saved (models, predictions, the submission), which it may.
 RECORDS = frozenset({OVERRIDE, CONFIG, META, SUMMARY, METRICS, HISTORY, LB, LOG, ERROR, LOCK, REFS, SUBMISSIONS})
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
-FINISHED = ("done", "failed", "interrupted")
+FINISHED = ("done", "failed", "interrupted", "partial")  # partial: done, with folds still missing
 RECORDED = ("running", "stale", *FINISHED)
 # what `summary.json` keeps of `meta.json`, besides the status
 SUMMARY_META = ("attempt", "started", "ended", "duration", "code_hash", "seed", "error")
@@ -411,6 +420,63 @@ class RunFolder:
         """Who uses this run, oldest first (`by`, `kind`, `time`)."""
         return [e for e in read_jsonl(self.path / REFS) if isinstance(e.get("by"), str)]
 
+    # -- folds and predictions (their arrays are kagexp.predictions' bytes; numpy stays out of here)
+
+    def _fold_file(self, fold: int, suffix: str) -> Path:
+        return self.path / FOLDS / f"fold{int(fold)}{suffix}"
+
+    def write_fold(self, fold: int, arrays: bytes | None, record: dict) -> None:
+        """A finished fold: its arrays, then its record, each atomically; the record makes it finished."""
+        (self.path / FOLDS).mkdir(exist_ok=True)
+        if arrays is not None:
+            files.write_bytes(self._fold_file(fold, ".npz"), arrays)
+        files.write_json(self._fold_file(fold, ".json"), {**record, "fold": int(fold)})
+
+    def fold_records(self) -> dict[int, dict]:
+        """The finished folds' records by fold number; a record of the wrong shape is not finished."""
+        found = {}
+        folder = self.path / FOLDS
+        names = os.listdir(folder) if folder.is_dir() else []
+        for name in names:
+            match = _FOLD_RECORD.fullmatch(name)
+            record = _read_dict(folder / name) if match else None
+            if record is not None and record.get("fold") == int(match.group(1)):
+                found[int(match.group(1))] = record
+        return dict(sorted(found.items()))
+
+    def fold_arrays(self, fold: int) -> Path | None:
+        path = self._fold_file(fold, ".npz")
+        return path if path.is_file() else None
+
+    def carry_folds(self, earlier: RunFolder) -> list[int]:
+        """Give this attempt the finished folds of an earlier one (hard links, else copies): the
+        earlier attempt stays whole, and the new one computes only the folds still missing."""
+        records = earlier.fold_records()
+        if records:
+            (self.path / FOLDS).mkdir(exist_ok=True)
+        for fold in records:
+            for suffix in (".npz", ".json"):  # the record last, as when it was written
+                source = earlier._fold_file(fold, suffix)
+                if source.is_file():
+                    _link_or_copy(source, self._fold_file(fold, suffix))
+        return list(records)
+
+    def write_predictions(self, kind: str, arrays: bytes) -> None:
+        """`oof` or `test` predictions, atomically."""
+        files.write_bytes(self.path / PREDICTIONS[kind], arrays)
+
+    def predictions(self, kind: str) -> Path | None:
+        """The file of the run's `oof` or `test` predictions, when it saved them."""
+        path = self.path / PREDICTIONS[kind]
+        return path if path.is_file() else None
+
+    def write_submission(self, text: str) -> None:
+        files.write_text(self.path / SUBMISSION, text)
+
+    def submission(self) -> Path | None:
+        path = self.path / SUBMISSION
+        return path if path.is_file() else None
+
     # -- other files
 
     def write_error(self, text: str) -> None:
@@ -476,6 +542,21 @@ class RunFolder:
         if meta and meta.get("status") == "running":  # it died: we hold its claim, so say so
             archived.write_meta({**meta, "status": "stale"})
         return number + 1
+
+
+_FOLD_RECORD = re.compile(r"fold(\d{1,6})\.json")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        files.copy_file(source, target)
+
+
+def blend_root(output_root: Path) -> Path:
+    """Where blends live: `data/output/blend/` beside the experiments' `data/output/exp/`."""
+    return output_root.parent / BLENDS
 
 
 def _holds_records(relative: Path) -> bool:
