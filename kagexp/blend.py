@@ -154,11 +154,14 @@ def _weighted(weights: Any, matrices: Any):
     return np.tensordot(np.asarray(weights, dtype=float), matrices, axes=1)
 
 
-def _ranked(matrix: Any):
-    """Each column's average ranks, scaled to 0–1."""
+def rank_mean(matrices: Any):
+    """The members' average ranks (per column), averaged and scaled to 0–1. Ranks are whole or half
+    numbers, so their sum is exact: equal rank sums stay equal, whatever order they are added in."""
     import numpy as np
 
-    return np.column_stack([average_ranks(column) / len(column) for column in matrix.T])
+    count, rows, width = matrices.shape
+    ranks = np.stack([np.column_stack([average_ranks(c) for c in m.T]) for m in matrices])
+    return ranks.sum(axis=0) / (count * rows)
 
 
 def hill_climb(metric: Metric, target: Any, matrices: Any) -> list[float]:
@@ -291,8 +294,7 @@ def _fit(method: str, metric: Metric, target: Any, matrices: Any, folds: Any):
         weights = hill_climb(metric, target, matrices)
         return weights, _weighted(weights, matrices), {}
     weights = [1 / count] * count
-    inputs = np.stack([_ranked(m) for m in matrices]) if method == "rank" else matrices
-    return weights, _weighted(weights, inputs), {}
+    return weights, rank_mean(matrices) if method == "rank" else matrices.mean(axis=0), {}
 
 
 def _blended_test(method: str, members: list[Member], weights: list[float]) -> Predictions | None:
@@ -303,9 +305,8 @@ def _blended_test(method: str, members: list[Member], weights: list[float]) -> P
     if any(t is None for t in tests) or len({t.ids_hash for t in tests}) != 1:
         return None
     matrices = np.stack([t.matrix() for t in tests])
-    if method == "rank":
-        matrices = np.stack([_ranked(m) for m in matrices])
-    return make(_weighted(weights, matrices), tests[0].ids, columns=tests[0].columns, what="the blend's test")
+    blended = rank_mean(matrices) if method == "rank" else _weighted(weights, matrices)
+    return make(blended, tests[0].ids, columns=tests[0].columns, what="the blend's test")
 
 
 def _next_name(root: Path) -> str:
