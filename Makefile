@@ -39,6 +39,14 @@ demo: $(STAMP)
 	@echo; echo "== kagexp rerun --check: every iris run again, from its code snapshot"
 	cd example-exp-iris && $(KAGEXP) rerun exp001 --check
 	cd example-exp-iris && $(KAGEXP) rerun exp002 --check
+	@echo; echo "== cancer: every fold saved (OOF, test, AUC); runs list the mean AUC over folds and its std"
+	cd example-exp-cancer && ../$(BIN)/python exp/exp001/exp.py
+	cd example-exp-cancer && $(KAGEXP) run exp002
+	@cd example-exp-cancer && $(KAGEXP) runs --sort -auc
+	@echo; echo "== kagexp blend --method hill: the best run of each cancer experiment, made on the same folds"
+	cd example-exp-cancer && $(KAGEXP) blend --method hill \
+	  $$($(KAGEXP) runs exp001 --sort -auc --limit 1 --format csv | sed -n 2p | cut -d, -f1) \
+	  $$($(KAGEXP) runs exp002 --sort -auc --limit 1 --format csv | sed -n 2p | cut -d, -f1)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

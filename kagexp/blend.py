@@ -80,10 +80,17 @@ class Blend:
             out.append(f"the blend's CV is better than the best member ({best}) by {abs(self.cv - score):.6f}")
         else:
             out.append(f"the blend's CV is NOT better than the best member ({best}: {score:.6f})")
-        out.append(
-            f"saved {self.path}" + ("" if self.has_test else " (no test predictions: not every member saved them)")
-        )
+        out.append(f"(every CV here is the {name} of all OOF rows at once; listings of runs show the mean over folds)")
+        missing = "" if self.has_test else " (no test predictions: not every member saved them)"
+        out.append(f"saved {_shown(self.path)} as blend/{self.name}{missing}")
         return out
+
+
+def _shown(path: Path) -> str:
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 # --- loading and checking the members ------------------------------------------------------
@@ -383,9 +390,11 @@ def _meta(project: Project, result: Blend, members: list[Member], oof: Predictio
         "members": {m.id: {"code_hash": m.meta.get("code_hash"), "started": m.meta.get("started")} for m in members},
         "predictions": {"oof": oof.describe(), **({"test": test.describe()} if test is not None else {})},
         "host": socket.gethostname(),
-        "command": sys.argv,
+        "pid": os.getpid(),
+        "command": [sys.executable, *sys.argv],
         "cwd": os.getcwd(),
         "python": platform.python_version(),
+        "platform": platform.platform(),
         "kagexp": __version__,
         "git": git.summary() if git else None,
     }

@@ -256,6 +256,15 @@ class RunContext:
         self.folder.write_predictions("test", made.to_bytes())
         self.book.saved_test = True
 
+    def fold_predictions(self, kind: str = "test"):
+        """The `oof` or `test` predictions of the folds finished so far, earlier attempts' included,
+        as a pandas DataFrame indexed by id (test: the mean over the folds), e.g. for a submission."""
+        oof, test = self.book.assemble()
+        found = oof if kind == "oof" else test
+        if found is None:
+            raise MetricError(f"ctx.fold_predictions: no fold has saved {kind} predictions yet")
+        return found.frame()
+
     def write_metrics(self) -> None:
         self.folder.write_metrics(self.metrics)
         self._metrics_written = time.monotonic()

@@ -102,6 +102,8 @@ def test_a_run_is_partial_until_every_fold_is_done(tmp_path):
     row = json.loads(listed.stdout)[0]
     assert (row["status"], row["auc"], row["auc_std"]) == ("partial", 0.5, 0.0)
     assert "partial" in run_kagexp(root, "runs", "--status", "partial").stdout
+    ls = json.loads(run_kagexp(root, "ls", "--format", "json").stdout)
+    assert (ls[0]["done"], ls[0]["partial"]) == (0, 1)
 
     (root / "exp" / "exp001" / "config.yml").write_text(CONFIG + "folds: [0, 1, 2, 3, 4]\n")
     second = run_exp(root, "--only", "run001")
