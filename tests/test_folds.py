@@ -162,3 +162,22 @@ def test_load_oof_of_a_run_without_predictions_names_the_fix(tmp_path):
     run_exp(root)
     with pytest.raises(kagexp.KagexpError, match="no oof predictions saved; save them with ctx.save_fold"):
         kagexp.load_oof("exp001/run001", root=root)
+
+
+KILLED = BODY.replace(
+    'raise RuntimeError(f"fold {fold} broke")', "os.kill(os.getpid(), 9)  # no handler, no cleanup: like an OOM kill"
+)
+
+
+def test_a_run_killed_in_fold_3_resumes_from_fold_3(tmp_path):
+    root = make_project(tmp_path, runs=["fail_at: 3\n"], body=KILLED, config=CONFIG)
+    killed = run_exp(root)
+    assert killed.returncode == -9
+    assert run_kagexp(root, "runs", "--format", "json").stdout.count('"stale"') == 1
+    again = run_exp(root)
+    assert again.returncode == 0, again.stderr
+    assert computed(root) == ["1:0", "1:1", "1:2", "1:3", "2:3", "2:4"]
+    recovered = meta(root, "run001")
+    assert (recovered["status"], recovered["folds_resumed"]) == ("done", [0, 1, 2])
+    assert json.loads((out_dir(root) / "run001" / "attempts" / "1" / "meta.json").read_text())["status"] == "stale"
+    assert len(kagexp.load_oof("exp001/run001", root=root)) == 50
