@@ -116,10 +116,11 @@ def check_aligned(members: list[Member]) -> None:
     for other in members[1:]:
         pair = f"{first.id} and {other.id}"
         if first.oof.ids_hash != other.oof.ids_hash:
-            raise RunStateError(f"{pair} predict different rows: {_first_difference(first.oof.ids, other.oof.ids)}")
+            where = _first_difference(first, other, "ids")
+            raise RunStateError(f"{pair} predict different rows: {where}; blend runs made on the same rows")
         if first.oof.folds_hash != other.oof.folds_hash:
-            row = _first_difference(first.oof.folds, other.oof.folds, first.oof.ids)
-            raise RunStateError(f"{pair} were made on different folds: {row}; blend runs made on the same folds")
+            where = _first_difference(first, other, "folds")
+            raise RunStateError(f"{pair} were made on different folds: {where}; blend runs made on the same folds")
         if len(first.oof.columns) != len(other.oof.columns):
             raise RunStateError(f"{pair} have {len(first.oof.columns)} and {len(other.oof.columns)} prediction columns")
     targets = [m for m in members if m.oof.target is not None]
@@ -130,16 +131,18 @@ def check_aligned(members: list[Member]) -> None:
             raise RunStateError(f"{targets[0].id} and {other.id} saved different targets for the same rows")
 
 
-def _first_difference(a: Any, b: Any, ids: Any = None) -> str:
-    """`row 17 is 123 in one run, 456 in the other`, or how their lengths differ."""
+def _first_difference(a: Member, b: Member, what: str) -> str:
+    """Where two members first differ: `row 7 (by id) is id 107 in A, 1107 in B`, or `row id 100 is
+    in fold 0 in A, fold 1 in B`, or how many rows each has."""
     import numpy as np
 
-    if len(a) != len(b):
-        return f"{len(a)} rows against {len(b)}"
-    index = int(np.flatnonzero(np.asarray(a).astype(str) != np.asarray(b).astype(str))[0])
-    if ids is None:
-        return f"row {index} (sorted by id) is id {a[index]} in the first, {b[index]} in the second"
-    return f"row id {ids[index]} is in fold {a[index]} in the first, fold {b[index]} in the second"
+    left, right = (getattr(m.oof, what) for m in (a, b))
+    if len(left) != len(right):
+        return f"{len(left)} rows in {a.id}, {len(right)} in {b.id}"
+    index = int(np.flatnonzero(np.asarray(left).astype(str) != np.asarray(right).astype(str))[0])
+    if what == "ids":
+        return f"row {index} (by id) is id {left[index]} in {a.id}, {right[index]} in {b.id}"
+    return f"row id {a.oof.ids[index]} is in fold {left[index]} in {a.id}, fold {right[index]} in {b.id}"
 
 
 def _equal(a: Any, b: Any) -> bool:

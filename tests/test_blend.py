@@ -185,8 +185,16 @@ def test_ridge_weights_are_fitted_out_of_fold(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("fold_shift: 1\n", "exp001/run001 and exp001/run002 were made on different folds: row id 100 is in fold 0"),
-        ("id_shift: 1\n", "exp001/run001 and exp001/run002 predict different rows: row 7"),
+        (
+            "fold_shift: 1\n",
+            "exp001/run001 and exp001/run002 were made on different folds: "
+            "row id 100 is in fold 0 in exp001/run001, fold 1 in exp001/run002",
+        ),
+        (
+            "id_shift: 1\n",
+            "exp001/run001 and exp001/run002 predict different rows: "
+            "row 7 (by id) is id 107 in exp001/run001, 108 in exp001/run002",
+        ),
     ],
 )
 def test_runs_on_other_folds_or_rows_are_refused_by_name(tmp_path, override, message):
