@@ -19,7 +19,7 @@ import io
 import statistics
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -156,9 +156,7 @@ class FoldBook:
     total: int | None = None  # how many folds the run has in all, once `folds()` said so
     saved_oof: bool = False
     saved_test: bool = False
-
-    def __post_init__(self) -> None:
-        self.values: dict[str, dict[int, float]] = {}
+    values: dict[str, dict[int, float]] = field(default_factory=dict)  # each metric's value per fold
 
     def finished(self) -> dict[int, dict]:
         return self.folder.fold_records()
@@ -173,7 +171,8 @@ class FoldBook:
         listed = _config_folds(self.config_folds, total) if n is None else _fold_list(n, "ctx.folds")
         if listed is None:
             raise UsageError("ctx.folds() needs the number of folds, a list of them, or a `folds:` key in the config")
-        self.total = total if total is not None else (self.total or None)
+        if total is not None:
+            self.total = total
         return listed
 
     def pending(self, n: int | Iterable[int] | None, total: int | None) -> Iterator[int]:
