@@ -1,6 +1,8 @@
 """Folds that resume, per-fold metrics, and OOF/test predictions, through real exp.py processes."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -181,3 +183,25 @@ def test_a_run_killed_in_fold_3_resumes_from_fold_3(tmp_path):
     assert (recovered["status"], recovered["folds_resumed"]) == ("done", [0, 1, 2])
     assert json.loads((out_dir(root) / "run001" / "attempts" / "1" / "meta.json").read_text())["status"] == "stale"
     assert len(kagexp.load_oof("exp001/run001", root=root)) == 50
+
+
+def test_kagexp_and_its_prediction_modules_import_no_numpy():
+    """numpy is imported where predictions are made or read, so `import kagexp` stays light."""
+    code = "import kagexp, kagexp.run, kagexp.predictions, kagexp.metrics, kagexp.blend, sys; print(*sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "numpy" not in done.stdout.split()
+
+
+def test_per_fold_logs_show_mean_and_std_and_mismatched_test_rows_fail_the_run(tmp_path):
+    body = """\
+for fold in ctx.folds(3):
+    ctx.log({"fold_auc": 0.5 + fold / 10, "note": "x"}, fold=fold)
+    ctx.save_fold(fold, test=[0.1, 0.2], test_ids=[fold, 9])
+"""
+    root = make_project(tmp_path, runs=[""], body=body, config="seed: 1\n")
+    assert run_exp(root).returncode == 1
+    metrics = json.loads((out_dir(root) / "run001" / "metrics.json").read_text())
+    assert metrics["fold_auc"] == pytest.approx(0.6)
+    assert metrics["fold_auc_std"] == pytest.approx(np.std([0.5, 0.6, 0.7]))
+    assert metrics["note"] == "x" and "note_std" not in metrics
+    assert "fold 1 predicted other test rows than fold 0; give the same test_ids" in meta(root, "run001")["error"]
