@@ -118,8 +118,9 @@ def make(
             raise MetricError(f"{what}: {len(array)} {name} for {n} rows of predictions")
     order = np.argsort(ids, kind="stable")
     ids = ids[order]
-    if n > 1 and (ids[1:] == ids[:-1]).any():
-        raise MetricError(f"{what}: the row id {ids[1:][ids[1:] == ids[:-1]][0]!r} is given twice; ids name rows")
+    twice = ids[1:][ids[1:] == ids[:-1]]
+    if len(twice):
+        raise MetricError(f"{what}: the row id {twice[0].item()!r} is given twice; each id names one row")
     names = _columns(values, columns, what)
     folds = None if folds is None else np.asarray(folds).astype(int)[order]
     target = None if target is None else _array(target)[order]
