@@ -404,6 +404,75 @@ def submit(run_id: str, message: str | None, dry_run: bool) -> None:
     sys.exit(send(sub))
 
 
+# --- ship to Kaggle: pack, rehearse, push (kagexp.pack, kagexp.rehearse, kagexp.push) ----------------
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1, required=True, metavar="EXP/RUN...")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="The pack folder (default: data/output/packs/SLUG).")
+@click.option("--dataset", metavar="OWNER/SLUG", help="The Kaggle dataset id (default: kaggle.dataset in kagexp.yml).")
+@click.option("--artifacts", multiple=True, metavar="GLOB", help="Only the saved files that match (default: all).")
+@click.option("--wheels", multiple=True, metavar="REQ", help="Also a wheel of this requirement, via pip download.")
+@click.option("--upload", is_flag=True, help="Then upload it: kaggle datasets create (or version).")
+def pack(run_ids, out, dataset, artifacts, wheels, upload: bool) -> None:
+    """Pack done runs as a Kaggle dataset, with an offline inference kernel in kernel/.
+
+    \b
+    Example:
+      kagexp pack exp003/run002 --dataset alice/titanic-exp003 --wheels lightgbm==4.5.0
+    """
+    from kagexp.diskuse import human
+    from kagexp.pack import pack as make_pack
+
+    packed = make_pack(_project(), list(run_ids), out, dataset, list(artifacts), list(wheels))
+    click.echo(f"packed {', '.join(packed.runs)} into {packed.path} ({human(packed.size)})")
+    if upload:
+        from kagexp.push import upload_dataset
+
+        sys.exit(upload_dataset(packed.path))
+
+
+@cli.command()
+@click.argument("pack_dir", type=click.Path(path_type=Path), metavar="DIR")
+@click.option("--limit", default="9h", show_default=True, help="Time limit, e.g. 9h, 30m, 90s.")
+@click.option(
+    "--scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="The hidden test set is this many times larger: the time is projected.",
+)
+@click.option("--allow-network", is_flag=True, help="Run without the network guard where unshare -n is not allowed.")
+def rehearse(pack_dir: Path, limit: str, scale: float, allow_network: bool) -> None:
+    """Run a pack's kernel here as Kaggle would: offline, read-only input, fresh venv, time limit.
+
+    \b
+    Example:
+      kagexp rehearse data/output/packs/titanic-exp003 --scale 10
+    """
+    from kagexp.rehearse import rehearse as run_rehearsal
+
+    done = run_rehearsal(_project(), pack_dir, limit, scale, allow_network)
+    for line in done.lines():
+        click.echo(line)
+    if not done.ok:
+        sys.exit(1)
+
+
+@cli.command(name="push-kernel")
+@click.argument("pack_dir", type=click.Path(path_type=Path), metavar="DIR")
+def push_kernel(pack_dir: Path) -> None:
+    """Push a pack's inference kernel with kaggle kernels push -p DIR/kernel.
+
+    \b
+    Example:
+      kagexp push-kernel data/output/packs/titanic-exp003
+    """
+    from kagexp.push import push_kernel as push
+
+    sys.exit(push(pack_dir))
+
+
 # --- disk use, the trash and retention ------------------------------------------------------
 
 

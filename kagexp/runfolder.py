@@ -65,9 +65,15 @@ INDEX = ".index.json"
 RUNS_RECORD = ".runs.json"
 REFS = "refs.jsonl"
 SUBMISSIONS = "submissions.jsonl"
+# Ship to Kaggle (kagexp.pack, kagexp.rehearse): what a pack copies of a run beside its artifacts,
+# and each local rehearsal of a packed run (wall time, projection), one line per rehearsal.
+PACKED_RECORDS = (OVERRIDE, CONFIG, META)
+REHEARSALS = "rehearsals.jsonl"
 # A run's own small records, in its folder and in each `attempts/N/`: `gc` never moves them; every
 # other file is an artifact the run saved (models, predictions, the submission), which it may.
-RECORDS = frozenset({OVERRIDE, CONFIG, META, SUMMARY, METRICS, HISTORY, LB, LOG, ERROR, LOCK, REFS, SUBMISSIONS})
+RECORDS = frozenset(
+    {OVERRIDE, CONFIG, META, SUMMARY, METRICS, HISTORY, LB, LOG, ERROR, LOCK, REFS, SUBMISSIONS, REHEARSALS}
+)
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
 FINISHED = ("done", "failed", "interrupted")
@@ -388,6 +394,14 @@ class RunFolder:
         with _appending(self.path / SUBMISSIONS, "the submission") as fd:
             append_line(fd, {"file": file, "sha256": sha256, "message": message, "time": now_iso()})
 
+    def record_rehearsal(self, entry: dict) -> None:
+        """A local rehearsal of the packed run (`kagexp rehearse`): its wall time and projection."""
+        with _appending(self.path / REHEARSALS, "the rehearsal") as fd:
+            append_line(fd, {**entry, "time": now_iso()})
+
+    def rehearsals(self) -> list[dict]:
+        return [e for e in read_jsonl(self.path / REHEARSALS) if isinstance(e.get("seconds"), (int, float))]
+
     def submissions(self) -> list[dict]:
         return [e for e in read_jsonl(self.path / SUBMISSIONS) if isinstance(e.get("sha256"), str)]
 
@@ -443,6 +457,10 @@ class RunFolder:
                 except FileNotFoundError:  # gone meanwhile
                     continue
         return sorted(found)
+
+    def saved_files(self) -> list[str]:
+        """The files this attempt saved (relative paths), without earlier attempts': what a pack ships."""
+        return [name for name, _ in self.artifacts() if not name.startswith(f"{ATTEMPTS}/")]
 
     def listed_files(self) -> list[tuple[str, int]]:
         """The run's files (relative path, size), without kagexp's hidden ones."""
