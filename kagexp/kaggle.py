@@ -8,6 +8,7 @@ where Kaggle looks for it. Light to import: a Kaggle image has yaml, not kagexp'
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -39,4 +40,13 @@ def infer(run: str) -> Path:
     if done.submission is None:
         raise SystemExit(f"kagexp: {run}: infer(cfg, ctx) saved no submission.csv; call ctx.save_submission(...)")
     print(f"kagexp: {run} inferred in {done.seconds:.1f} s: {done.submission}", file=sys.stderr, flush=True)
+    _tell_rehearsal(done.seconds)
     return done.submission
+
+
+def _tell_rehearsal(seconds: float) -> None:
+    """Under `kagexp rehearse`, the time of `infer` alone: what grows with the hidden test set."""
+    events = os.environ.get("KAGEXP_REHEARSAL_EVENTS")
+    if events:
+        with open(events, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"kind": "infer", "seconds": seconds}) + "\n")

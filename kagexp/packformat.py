@@ -33,6 +33,7 @@ KERNEL = "kernel"
 KERNEL_METADATA = "kernel-metadata.json"
 KERNEL_SCRIPT = "infer.py"
 REHEARSAL = "rehearsal"
+REHEARSAL_LOG = "kernel.log"  # in REHEARSAL, beside the working folder
 NOT_UPLOADED = (KERNEL, REHEARSAL)  # beside the dataset's files, never part of it
 
 
