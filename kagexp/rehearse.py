@@ -278,6 +278,7 @@ class Sandbox:
         events = _events(self.events)
         result.infer_seconds = next((e["seconds"] for e in events if e.get("kind") == "infer"), None)
         network = [e["detail"] for e in events if e.get("kind") == "network"]
+        network.sort(key=lambda detail: not detail.startswith("connect"))  # a connection says more than a look-up
         writes = [e["detail"] for e in events if e.get("kind") == "write"]
         changed = changes(self.before, input_manifest(self.input))
         if code is None:
