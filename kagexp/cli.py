@@ -363,22 +363,54 @@ def doctor(exp: str | None) -> None:
 
 
 @cli.command()
-@click.argument("run_id", metavar="RUN")
-@click.argument("score", type=float)
+@click.argument("run_id", metavar="RUN", required=False)
+@click.argument("score", type=float, required=False)
 @click.option("-m", "--message", "note", help="A note, e.g. what changed in this submission.")
-def lb(run_id: str, score: float, note: str | None) -> None:
-    """Record a public leaderboard score for a run's submission (kept with its history).
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Record it anyway (no submission.csv; outside [0, 1] for auc, accuracy, f1).",
+)
+@click.option("--fetch", is_flag=True, help="Read every submission's scores from Kaggle and store them in their runs.")
+@click.option("--rm", "remove", is_flag=True, help="Remove a run's Nth LB score: kagexp lb --rm EXP/RUN N.")
+def lb(run_id: str | None, score: float | None, note: str | None, force: bool, fetch: bool, remove: bool) -> None:
+    """Record a public leaderboard score for a run's submission, or fetch them all from Kaggle.
 
     \b
     Example:
       kagexp lb exp003/run002 0.912 -m "first forest"
+      kagexp lb --fetch
+      kagexp lb --rm exp003/run002 1
     """
-    from kagexp.leaderboard import record_score
+    from kagexp import leaderboard
+    from kagexp.errors import UsageError
 
-    scores = record_score(_project(), run_id, score, note)
+    if fetch:
+        if run_id or score is not None or remove:
+            raise UsageError("lb --fetch takes no run and no score")
+        _print_fetched(leaderboard.fetch(_project()))
+        return
+    if not run_id or score is None:
+        raise UsageError("name a run and a score (kagexp lb exp003/run002 0.912), or use --fetch or --rm")
+    if remove:
+        if not score.is_integer() or score < 1:
+            raise UsageError(f"lb --rm takes the number of the score to remove (1 is the oldest), not {score:g}")
+        run, removed = leaderboard.remove_score(_project(), run_id, int(score))
+        click.echo(f"{run}: removed LB {removed['score']:g} of {removed.get('time', '?')}")
+        return
+    scores = leaderboard.record_score(_project(), run_id, score, note, force)
     earlier = ", ".join(f"{entry['score']:g}" for entry in scores.history[:-1])
     previous = f" (before: {earlier})" if earlier else ""
     click.echo(f"{scores.run}: LB {score:g}{previous}")
+
+
+def _print_fetched(fetched) -> None:
+    for run, sub in fetched.stored:
+        private = f", private {sub.private:g}" if sub.private is not None else ""
+        click.echo(f"{run}: LB {sub.public:g}{private} ({sub.date}, {sub.description!r})")
+    click.echo(f"{len(fetched.stored)} scores stored, {fetched.known} already there, {len(fetched.pending)} pending")
+    for sub in fetched.unmatched:
+        click.echo(f"unmatched: {sub.date} {sub.file} {sub.description!r} public {sub.public}")
 
 
 @cli.command()

@@ -366,19 +366,34 @@ class RunFolder:
 
     # -- leaderboard
 
-    def append_lb(self, score: float, note: str | None) -> list[dict]:
+    def append_lb(self, score: float, note: str | None, **extra: Any) -> list[dict]:
         """Append a leaderboard score under a lock, so concurrent callers all land; the history after.
+        `extra`: what Kaggle said besides (its submission `ref`, the `private` score).
 
         `summary.json` gets the latest score under the same lock, so listings see it at once.
         """
-        entry = json.dumps({"score": score, "note": note, "time": now_iso()}, ensure_ascii=False)
+        entry = json.dumps({"score": score, "note": note, **extra, "time": now_iso()}, ensure_ascii=False)
         with _appending(self.path / LB, "the score") as fd:
             os.write(fd, (entry + "\n").encode())
             history = self.lb_history()
-            summary = self.summary()
-            if summary is not None:
-                files.write_json(self.path / SUMMARY, {**summary, "lb": history[-1]["score"]})
+            self._summarize_lb(history)
         return history
+
+    def remove_lb(self, number: int) -> dict:
+        """Remove the `number`th score (from 1, oldest first), under the same lock; the entry removed."""
+        with _appending(self.path / LB, "the score"):
+            history = self.lb_history()
+            if not 1 <= number <= len(history):
+                raise RunStateError(f"{self.name} has {len(history)} LB scores; there is no number {number}")
+            removed = history.pop(number - 1)
+            files.write_text(self.path / LB, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in history))
+            self._summarize_lb(history)
+        return removed
+
+    def _summarize_lb(self, history: list[dict]) -> None:
+        summary = self.summary()
+        if summary is not None:
+            files.write_json(self.path / SUMMARY, {**summary, "lb": history[-1]["score"] if history else None})
 
     def lb_history(self) -> list[dict]:
         """Every leaderboard score recorded for the run, oldest first."""
@@ -504,16 +519,27 @@ def _holds_records(relative: Path) -> bool:
 
 @contextmanager
 def _appending(path: Path, what: str) -> Iterator[int]:
-    """A descriptor to append lines to `path` under a lock, so concurrent writers all land."""
+    """A descriptor to append lines to `path` under a lock, so concurrent writers all land. A file
+    replaced while we waited for its lock (`remove_lb` rewrites it) is opened again."""
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        except OSError as exc:
+            raise RunStateError(f"{path}: cannot record {what}: {exc.strerror or exc}") from None
+        try:
+            with _locked(fd):
+                if _same_file(fd, path):
+                    yield fd
+                    return
+        finally:
+            os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
-    except OSError as exc:
-        raise RunStateError(f"{path}: cannot record {what}: {exc.strerror or exc}") from None
-    try:
-        with _locked(fd):
-            yield fd
-    finally:
-        os.close(fd)
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _shown(path: Path) -> str:
