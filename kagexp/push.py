@@ -15,6 +15,7 @@ from kagexp.errors import NotFoundError
 def upload_dataset(pack_dir: Path) -> int:
     """`kaggle datasets version` when the dataset exists, else `kaggle datasets create`; the
     pack's folders go up zipped (Kaggle unpacks them). Returns the client's exit code."""
+    pack_dir = pack_dir.resolve()
     manifest = packformat.read_manifest(pack_dir)
     kaggle_cli.executable()  # a missing client or credentials is said before anything is staged
     staging = pack_dir.parent / f".{pack_dir.name}.upload-{os.getpid()}"
@@ -39,7 +40,7 @@ def _link(src: str, dst: str) -> None:
 def push_kernel(pack_dir: Path) -> int:
     """`kaggle kernels push -p PACK/kernel`; returns the client's exit code."""
     packformat.read_manifest(pack_dir)
-    kernel = pack_dir / packformat.KERNEL
+    kernel = pack_dir.resolve() / packformat.KERNEL
     if not (kernel / packformat.KERNEL_METADATA).is_file():
         raise NotFoundError(f"{kernel} has no {packformat.KERNEL_METADATA}; pack the run again")
     return kaggle_cli.call(["kernels", "push", "-p", str(kernel)])
