@@ -258,3 +258,39 @@ def test_a_missing_artifact_names_the_run_and_the_closest_file(tmp_path):
         "NotFoundError: exp001/run001 saved no file 'modle.txt'; did you mean `model.txt`? "
         "(its files: model.txt, models/fold0.bin, submission.csv)"
     ) in done.stderr
+
+
+# --- the starters define infer too ------------------------------------------------------------------
+
+
+def _infer_packed(root: Path, run: str, tmp_path: Path) -> bytes:
+    """Pack `run` and call the kernel's kagexp.kaggle.infer on it; the submission it writes."""
+    done = run_kagexp(root, "pack", run, "--dataset", "alice/starter-models", "-o", "pk")
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "input").mkdir()
+    shutil.copytree(root / "pk", tmp_path / "input/starter-models")
+    env = {**subprocess_env(), "KAGEXP_KAGGLE_INPUT": str(tmp_path / "input"), "KAGEXP_KAGGLE_WORKING": "out"}
+    code = f"import kagexp.kaggle; kagexp.kaggle.infer({run!r})"
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return (tmp_path / "out/submission.csv").read_bytes()
+
+
+def test_the_project_starter_infers_its_training_submission(tmp_path):
+    from kagexp.scaffold import init_project
+
+    root = init_project(tmp_path / "p", data={"metric_name": "auc"}).path
+    assert run_exp(root, "--only", "1", timeout=120).returncode == 0
+    made = _infer_packed(root, "exp001/run001", tmp_path)
+    assert made == (out_dir(root) / "run001/submission.csv").read_bytes()
+
+
+def test_the_gbdt_folds_starter_infers_its_training_submission(tmp_path):
+    from kagexp.project import load_project
+    from kagexp.scaffold import new_experiment
+
+    root = make_project(tmp_path / "p", settings="name: t\nmetric:\n  name: auc\n  direction: max\n")
+    new_experiment(load_project(root), template="gbdt-folds")
+    assert run_exp(root, "--only", "1", exp="exp002", timeout=180).returncode == 0
+    made = _infer_packed(root, "exp002/run001", tmp_path)
+    assert made == (out_dir(root, "exp002") / "run001/submission.csv").read_bytes()
