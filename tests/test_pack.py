@@ -82,7 +82,8 @@ def test_the_kagexp_wheel_holds_the_package_and_installs_offline(packed, tmp_pat
     assert (target / "kagexp/kaggle.py").read_bytes() == (Path(__file__).parents[1] / "kagexp/kaggle.py").read_bytes()
 
 
-def test_the_metadata_passes_the_kaggle_clients_own_checks(packed):
+def test_the_metadata_passes_the_kaggle_clients_own_checks(packed, tmp_path, monkeypatch):
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle"))  # importing the client makes this folder
     from kaggle.api.kaggle_api_extended import KaggleApi
     from slugify import slugify
 
@@ -294,3 +295,13 @@ def test_the_gbdt_folds_starter_infers_its_training_submission(tmp_path):
     assert run_exp(root, "--only", "1", exp="exp002", timeout=180).returncode == 0
     made = _infer_packed(root, "exp002/run001", tmp_path)
     assert made == (out_dir(root, "exp002") / "run001/submission.csv").read_bytes()
+
+
+def test_a_malformed_dataset_id_in_kagexp_yml_is_named_with_its_line(tmp_path):
+    root = small_project(tmp_path, settings="kaggle:\n  dataset: My Models\n")
+    done = run_kagexp(root, "pack", "exp001/run001")
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"kagexp: error: {root / 'kagexp.yml'}:3: `kaggle.dataset` must be a Kaggle dataset id OWNER/SLUG, "
+        "such as alice/titanic-models or null, not a string ('My Models')\n"
+    )
