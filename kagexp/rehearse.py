@@ -2,8 +2,9 @@
 
 - the network is off: the kernel runs in a new network namespace (`unshare -n`);
 - the input is read-only: the pack and the competition data are copied under a Kaggle-like
-  `input/` with read-only modes, and a manifest of sizes, times and hashes taken before and after
-  the run catches a write that root's privileges let through;
+  `input/` with read-only modes; where mount namespaces are allowed (root) that folder is also
+  bind-mounted read-only for the kernel, so a write fails as on Kaggle; and a manifest of sizes,
+  times and hashes taken before and after the run catches any write that got through;
 - a fresh virtual environment: the current environment's packages are visible (as a Kaggle image's
   are) but kagexp is not, so the kernel must install it from the packed wheels, offline;
 - a time limit, after which the kernel's whole process group is killed.
@@ -92,13 +93,36 @@ def parse_duration(text: str) -> float:
     return sum(float(value) * {"h": 3600, "m": 60, "s": 1}[unit] for value, unit in parts)
 
 
-def network_guard(allow_network: bool) -> list[str]:
-    """The command prefix that switches the network off; [] with --allow-network where it cannot."""
+# Run first inside the new namespaces (`unshare -n -m`): the input becomes a read-only mount there
+# (a write fails as on Kaggle, EROFS), then the kernel replaces this process. Mounts made in a
+# private mount namespace never reach the rest of the machine.
+MOUNT_READ_ONLY = """\
+import os, subprocess, sys
+subprocess.run(["mount", "--bind", sys.argv[1], sys.argv[1]], check=True)
+subprocess.run(["mount", "-o", "remount,bind,ro", sys.argv[1]], check=True)
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """How the kernel is fenced in: the command prefix, and what it achieves."""
+
+    prefix: list[str]
+    network_off: bool
+    mounts: bool  # the input is mounted read-only (else: read-only copies, checked by a manifest)
+
+
+def isolation(allow_network: bool) -> Isolation:
+    """New network and mount namespaces where allowed (root); without them, only with --allow-network."""
     unshare = shutil.which("unshare")
-    if unshare and subprocess.run([unshare, "-n", "true"], capture_output=True).returncode == 0:
-        return [unshare, "-n"]
+    for flags, mounts in ((["-n", "-m"], True), (["-n"], False)):
+        if mounts and not shutil.which("mount"):
+            continue
+        if unshare and subprocess.run([unshare, *flags, "true"], capture_output=True).returncode == 0:
+            return Isolation([unshare, *flags], True, mounts)
     if allow_network:
-        return []
+        return Isolation([], False, False)
     raise KagexpError(
         "cannot switch the network off here: `unshare -n` needs root (or CAP_SYS_ADMIN); "
         "rehearse as root, or pass --allow-network to rehearse without this guard"
@@ -116,6 +140,7 @@ class Rehearsal:
     scale: float = 1.0
     limit: float = 0.0
     network_off: bool = True
+    mounted: bool = False  # the input was a read-only mount, not only read-only copies
     reason: str = ""
     identical: bool | None = None
     rows: int = 0
@@ -137,11 +162,12 @@ class Rehearsal:
 
     def lines(self) -> list[str]:
         guard = "network off" if self.network_off else "NETWORK ON (--allow-network)"
+        guard += ", read-only input mount" if self.mounted else ", read-only input copy"
         if not self.ok:
             return [f"rehearsal of {self.run} failed: {self.reason}", f"kernel log: {self.log}"]
         same = "identical to" if self.identical else "same columns and rows as, but not identical to,"
         lines = [
-            f"rehearsal of {self.run}: ok in {self.seconds:.1f} s ({guard}, read-only input, fresh venv)",
+            f"rehearsal of {self.run}: ok in {self.seconds:.1f} s ({guard}, fresh venv)",
             f"submission.csv: {self.rows} rows, columns {','.join(self.columns)}; {same} the training run's",
         ]
         if self.scale != 1:
@@ -157,6 +183,7 @@ class Rehearsal:
             "projected_seconds": round(self.projected, 3),
             "limit_seconds": self.limit,
             "network_off": self.network_off,
+            "input_mounted_read_only": self.mounted,
             "identical": self.identical,
         }
 
@@ -169,7 +196,7 @@ def rehearse(
     pack_dir = pack_dir.resolve()
     manifest = packformat.read_manifest(pack_dir)
     record = find_run(project, manifest.kernel_run)
-    guard = network_guard(allow_network)
+    fence = isolation(allow_network)
     out = pack_dir / packformat.REHEARSAL
     if out.exists():
         shutil.rmtree(out)  # the previous rehearsal's folder: only rehearse writes there
@@ -177,12 +204,12 @@ def rehearse(
     result = Rehearsal(
         manifest.kernel_run, out / "working", out / packformat.REHEARSAL_LOG, scale=scale, limit=parse_duration(limit)
     )
-    result.network_off = bool(guard)
+    result.network_off, result.mounted = fence.network_off, fence.mounts
     with tempfile.TemporaryDirectory(prefix="kagexp-rehearsal-") as tmp:
         sandbox = Sandbox(Path(tmp), pack_dir, project.input_dir, manifest)
         try:
             sandbox.prepare()
-            result.reason = sandbox.run(guard, result)
+            result.reason = sandbox.run(fence, result)
         finally:
             sandbox.writable_again()
     if result.ok:
@@ -251,10 +278,12 @@ class Sandbox:
         env.update({SANDBOX_ENV[key]: str(path) for key, path in paths.items()})
         return env
 
-    def run(self, guard: list[str], result: Rehearsal) -> str:
+    def run(self, fence: Isolation, result: Rehearsal) -> str:
         """Run the kernel; the reason it failed, or ''."""
         script = self.pack_dir.resolve() / packformat.KERNEL / packformat.KERNEL_SCRIPT
-        command = [*guard, str(self.venv / "bin" / "python"), str(script)]
+        python = str(self.venv / "bin" / "python")
+        mount = [python, "-c", MOUNT_READ_ONLY, str(self.input)] if fence.mounts else []
+        command = [*fence.prefix, *mount, python, str(script)]
         started = time.monotonic()
         with open(result.log, "wb") as log:
             process = subprocess.Popen(

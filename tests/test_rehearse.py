@@ -47,7 +47,7 @@ def test_iris_rehearses_offline_and_makes_the_training_submission(iris, rehearse
     assert rehearsed.returncode == 0, rehearsed.stdout + rehearsed.stderr
     working = (iris / "pack/rehearsal/working").resolve()
     lines = rehearsed.stdout.splitlines()
-    guard = "network off" if IS_ROOT else "NETWORK ON (--allow-network)"
+    guard = "network off, read-only input mount" if IS_ROOT else "NETWORK ON (--allow-network), read-only input copy"
     assert lines[0].startswith("rehearsal of exp001/run002: ok in ") and f"({guard}," in lines[0]
     assert lines[1] == "submission.csv: 45 rows, columns id,target; identical to the training run's"
     assert lines[2].startswith("projected for a test set 10x larger: ")
@@ -61,7 +61,8 @@ def test_the_rehearsal_is_recorded_in_the_run(iris, rehearsed):
     lines = (out_dir(iris) / "run002/rehearsals.jsonl").read_text().splitlines()
     entry = json.loads(lines[-1])
     assert entry["pack"] == "pack" and entry["scale"] == 10 and entry["identical"] is True
-    assert entry["network_off"] is IS_ROOT and entry["limit_seconds"] == 9 * 3600
+    assert entry["network_off"] is IS_ROOT and entry["input_mounted_read_only"] is IS_ROOT
+    assert entry["limit_seconds"] == 9 * 3600
     assert 0 < entry["infer_seconds"] < entry["seconds"] < 120
     assert entry["projected_seconds"] == pytest.approx(entry["seconds"] + 9 * entry["infer_seconds"], abs=0.01)
 
