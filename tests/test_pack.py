@@ -305,3 +305,29 @@ def test_a_malformed_dataset_id_in_kagexp_yml_is_named_with_its_line(tmp_path):
         f"kagexp: error: {root / 'kagexp.yml'}:3: `kaggle.dataset` must be a Kaggle dataset id OWNER/SLUG, "
         "such as alice/titanic-models or null, not a string ('My Models')\n"
     )
+
+
+def test_the_kernel_asks_for_a_gpu_when_the_run_saw_one(tmp_path):
+    root = small_project(tmp_path)
+    meta_path = out_dir(root) / "run001/meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "gpus": ["Tesla T4"]}))
+    done = run_kagexp(root, "pack", "exp001/run001", "--dataset", DATASET, "-o", "p")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((root / "p/kernel/kernel-metadata.json").read_text())["enable_gpu"] is True
+
+
+def test_a_run_reads_back_what_it_saved_with_ctx_artifact(tmp_path):
+    body = """\
+ctx.path("model.txt").write_text("fitted")
+print("read", ctx.artifact("model.txt").read_text())
+ctx.artifact("modle.txt")
+"""
+    root = make_project(tmp_path, runs=[""], body=body)
+    done = run_exp(root)
+    assert "read fitted" in done.stdout
+    error = (out_dir(root) / "run001/error.txt").read_text()
+    assert (
+        "NotFoundError: exp001/run001 saved no file 'modle.txt'; did you mean `model.txt`? (its files: model.txt)"
+        in error
+    )
