@@ -196,14 +196,12 @@ def rehearse(
     pack_dir = pack_dir.resolve()
     manifest = packformat.read_manifest(pack_dir)
     record = find_run(project, manifest.kernel_run)
-    fence = isolation(allow_network)
+    fence, seconds = isolation(allow_network), parse_duration(limit)
     out = pack_dir / packformat.REHEARSAL
     if out.exists():
         shutil.rmtree(out)  # the previous rehearsal's folder: only rehearse writes there
     (out / "working").mkdir(parents=True)
-    result = Rehearsal(
-        manifest.kernel_run, out / "working", out / packformat.REHEARSAL_LOG, scale=scale, limit=parse_duration(limit)
-    )
+    result = Rehearsal(manifest.kernel_run, out / "working", out / packformat.REHEARSAL_LOG, scale=scale, limit=seconds)
     result.network_off, result.mounted = fence.network_off, fence.mounts
     with tempfile.TemporaryDirectory(prefix="kagexp-rehearsal-") as tmp:
         sandbox = Sandbox(Path(tmp), pack_dir, project.input_dir, manifest)
@@ -297,9 +295,9 @@ class Sandbox:
             try:
                 code = process.wait(timeout=result.limit)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
                 code = None
+            finally:  # past the limit, or Ctrl-C here: nothing of the kernel may outlive the rehearsal
+                _kill_group(process)
         result.seconds = time.monotonic() - started
         return self._reason(code, result)
 
@@ -329,6 +327,14 @@ class Sandbox:
         """So that the temporary folder can be removed."""
         for folder, _, _ in os.walk(self.input):
             os.chmod(folder, 0o755)
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the kernel and all it started are gone already
+        pass
+    process.wait()
 
 
 def _read_only(root: Path) -> None:
@@ -366,9 +372,16 @@ def changes(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
 
 
 def _events(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    """What the audit hook and kagexp.kaggle recorded; a line cut short (a killed kernel) is skipped."""
+    events = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
 
 
 def _last_line(log: Path) -> str:
