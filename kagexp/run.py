@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from kagexp import files, predictions
-from kagexp.config import Config
-from kagexp.errors import InvalidNameError, KagexpError, MetricError, RunStateError
+from kagexp.config import Config, did_you_mean
+from kagexp.errors import InvalidNameError, KagexpError, MetricError, NotFoundError, RunStateError
 from kagexp.provenance import Provenance, seed_everything
 from kagexp.runfolder import Claim, RunFolder, append_line, code_root, holder_of, now_iso, store_git_diff
 
@@ -276,20 +276,38 @@ class RunContext:
         except InvalidNameError as exc:
             raise InvalidNameError(f"{self.exp}/{self.name}: {exc}") from None
 
+    def artifact(self, name: str) -> Path:
+        """A file this run saved earlier (e.g. a model before predicting); an error naming close matches."""
+        return saved_artifact(self.folder, f"{self.exp}/{self.name}", name)
+
     def save_submission(self, obj: Any, name: str = "submission.csv") -> Path:
         """Save a pandas DataFrame, a file (path) or rows (dicts or sequences) as CSV, atomically."""
-        path = self.path(name)
-        if hasattr(obj, "to_csv"):
-            files.write_text(path, obj.to_csv(index=False))
-        elif isinstance(obj, (str, os.PathLike)):
-            files.copy_file(Path(obj), path)
-        else:
-            files.write_text(path, _rows_to_csv(list(obj)))
-        return path
+        return write_submission(self.path(name), obj)
 
     def close(self) -> None:
         os.close(self._history_fd)
         self.write_metrics()
+
+
+def write_submission(path: Path, obj: Any) -> Path:
+    """A DataFrame, a file (path) or rows as CSV, atomically: training and inference write alike."""
+    if hasattr(obj, "to_csv"):
+        files.write_text(path, obj.to_csv(index=False))
+    elif isinstance(obj, (str, os.PathLike)):
+        files.copy_file(Path(obj), path)
+    else:
+        files.write_text(path, _rows_to_csv(list(obj)))
+    return path
+
+
+def saved_artifact(folder: RunFolder, label: str, name: str) -> Path:
+    """The file `name` that a run saved in `folder`; a NotFoundError naming the run and close matches."""
+    saved = folder.saved_files()
+    if name in saved:
+        return folder.path / name
+    hint = did_you_mean(name, saved)
+    listed = ", ".join(saved[:10]) + (" …" if len(saved) > 10 else "") if saved else "none"
+    raise NotFoundError(f"{label} saved no file {name!r}{hint} (its files: {listed}); save it with ctx.path(...)")
 
 
 def metric_values(metrics: Any) -> dict[str, Any]:

@@ -134,7 +134,7 @@ def test_concurrent_leaderboard_scores_all_land(tmp_path):
     assert run_exp(root).returncode == 0
     calls = [
         subprocess.Popen(
-            [sys.executable, "-m", "kagexp", "lb", "exp001/run001", f"0.{i}"],
+            [sys.executable, "-m", "kagexp", "lb", "exp001/run001", f"0.{i}", "--force"],  # no submission.csv
             cwd=root,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
