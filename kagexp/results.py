@@ -267,11 +267,13 @@ def table(records: list[RunRecord], all_keys: bool = False) -> tuple[list[str], 
 
 
 def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows of `kagexp ls`."""
+    """Columns and rows of `kagexp ls`; `partial` (runs with folds still missing) when there are any."""
+    partial = any(s.counts.get("partial") for s in summaries)
     columns = [
         "exp",
         "parent",
         "done",
+        *(["partial"] if partial else []),
         "failed",
         "running",
         "stale",
@@ -290,6 +292,7 @@ def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[
                 s.name,
                 s.parent or "",
                 s.counts.get("done", 0),
+                *([s.counts.get("partial", 0)] if partial else []),
                 s.counts.get("failed", 0),
                 s.counts.get("running", 0),
                 s.counts.get("stale", 0),

@@ -30,10 +30,11 @@ depth = cfg.model.params.max_depth
 if depth == 3:
     raise ValueError("depth 3 is broken on purpose")
 for fold in range(3):
-    ctx.log({"auc": depth / 10 + fold / 100, "fold": fold})
+    ctx.log({"auc": depth / 10 + fold / 100}, fold=fold)
 for step in range(6):
     ctx.log({"loss": 1 / (step + depth)}, step=step)
 ctx.log({"cv": depth / 10 + 0.005})
+ctx.save_submission([{"id": 1, "target": depth}])
 """
 RUNS = [
     "model:\n  params:\n    max_depth: 1\n",
