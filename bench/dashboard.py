@@ -90,7 +90,7 @@ def write_run(path: Path, exp: str, rng: random.Random, environment: dict) -> No
                 fd, {"_step": step, "_time": time.time(), "loss": 0.7 * math.exp(-step / 6) + rng.random() / 50}
             )
         for fold, value in enumerate(folds):
-            append_line(fd, {"_step": None, "_time": time.time(), "fold": fold, "auc": value})
+            append_line(fd, {"_step": None, "_fold": fold, "_time": time.time(), "auc": value})  # ctx.log(…, fold=)
     finally:
         os.close(fd)
     metrics = {"auc": statistics.mean(folds), "auc_std": statistics.pstdev(folds), "loss": 0.05}

@@ -34,8 +34,9 @@ CACHE_VERSION = 2  # bump whenever what is read from a run, or its shape, change
 SETTLE_NS = 2_000_000_000  # run folders changed more recently than this are read, not cached
 HISTORY_MAX = 500  # values kept per metric of one run (the page thins further to its budget)
 FILES_MAX = 50  # files listed per run
-# A metrics.jsonl entry with one of these keys is a per-fold score; so is a metric named `…fold…`
-# logged with a step (`ctx.log({"fold_auc": a}, step=fold)`, as the iris example does).
+# A metrics.jsonl entry with one of these keys is a per-fold score (`ctx.log(values, fold=k)` writes
+# `_fold`); so is a metric named `…fold…` logged with a step (`ctx.log({"fold_auc": a}, step=fold)`,
+# as the iris example does).
 FOLD_KEYS = ("fold", "_fold")
 # The run's own part of meta.json; everything else but LEFT_OUT is the environment runs share.
 OWN = ("started", "duration", "attempt", "error", "rerun_of")
