@@ -73,12 +73,12 @@ test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check kagexp tests bench example-exp-iris
-	$(BIN)/ruff format --check kagexp tests bench example-exp-iris
+	$(BIN)/ruff check kagexp tests bench example-exp-iris example-exp-cancer
+	$(BIN)/ruff format --check kagexp tests bench example-exp-iris example-exp-cancer
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix kagexp tests bench example-exp-iris
-	$(BIN)/ruff format kagexp tests bench example-exp-iris
+	$(BIN)/ruff check --fix kagexp tests bench example-exp-iris example-exp-cancer
+	$(BIN)/ruff format kagexp tests bench example-exp-iris example-exp-cancer
 
 # bench/peers.py runs in its own virtualenv: kagexp plus the peers it is measured against, which
 # are not kagexp's dependencies. Made from PyPI when missing; no network when the benchmarks run.
@@ -103,4 +103,4 @@ bench: $(STAMP) $(BENCH_STAMP)
 	$(BENCH_BIN)/python bench/peers.py
 
 clean:
-	rm -rf example-exp-iris/data/output .pytest_cache
+	rm -rf example-exp-iris/data/output example-exp-cancer/data/output .pytest_cache .pytest-artifacts
