@@ -79,14 +79,14 @@ def from_row(exp: str, run: str, folder: str, row: dict) -> RunRecord:
 # --- reading one run ---------------------------------------------------------------
 
 
-def read_record(exp: str, run_dir: Path) -> RunRecord:
+def read_record(exp: str, run_dir: Path, name: str | None = None) -> RunRecord:
     """The slow path, with the full meta; legacy folders (only the override) are `unknown`."""
     folder = RunFolder(run_dir)
     meta = folder.meta()
     status = folder.status(meta)
     if meta is None and status != "running":  # a legacy folder: only its override
         status = "unknown"
-    record = RunRecord(exp, run_dir.name, status, str(run_dir), meta=meta or {})
+    record = RunRecord(exp, name or run_dir.name, status, str(run_dir), meta=meta or {})
     record.config = config.flatten(folder.config())
     record.metrics = folder.metrics()
     record.lb = folder.latest_lb()
@@ -159,7 +159,23 @@ def all_experiments(project: Project) -> list[str]:
 
 
 def find_run(project: Project, text: str) -> RunRecord:
-    """`exp003/run002`, `3/2` or `exp003/run002/` as a record (full meta); a clear error when absent."""
+    """`exp003/run002`, `3/2` or `exp003/run002/` as a record (full meta); `exp003/run002@1` is its
+    first attempt, kept in the run folder since; a clear error when absent."""
+    run_text, at, number = text.strip().rstrip("/").partition("@")
+    record = _find_run(project, run_text if at else text)
+    return _find_attempt(record, number) if at else record
+
+
+def _find_attempt(record: RunRecord, number: str) -> RunRecord:
+    """An earlier attempt of a run, read like a run: `run002@1` is `run002/attempts/1/`."""
+    kept = sorted(record.run_folder.attempt_numbers(), key=int)
+    if not number.isdigit() or number not in kept:
+        where = f"its earlier attempts: {', '.join(kept)}" if kept else "it has no earlier attempt"
+        raise NotFoundError(f"no attempt {number!r} of {record.id} ({where}); write e.g. {record.id}@1")
+    return read_record(record.exp, record.run_folder.attempt(int(number)).path, f"{record.run}@{number}")
+
+
+def _find_run(project: Project, text: str) -> RunRecord:
     parts = [p for p in text.strip().rstrip("/").split("/")]
     if len(parts) != 2 or not all(parts):
         raise NotFoundError(f"{text!r} is not a run; name one as EXP/RUN, e.g. exp003/run002")

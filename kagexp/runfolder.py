@@ -458,6 +458,13 @@ class RunFolder:
         """An earlier attempt: `archive_attempt` moved attempt N to `attempts/N/`."""
         return RunFolder(self.path / ATTEMPTS / str(number))
 
+    def attempt_numbers(self) -> list[str]:
+        """The earlier attempts kept under `attempts/`, as their folder names (`1`, `2`…)."""
+        attempts_dir = self.path / ATTEMPTS
+        if not attempts_dir.is_dir():
+            return []
+        return [p.name for p in attempts_dir.iterdir() if p.name.isdigit() and RunFolder(p).is_run()]
+
     def archive_attempt(self) -> int:
         """Move an earlier attempt's files into `attempts/N/`; return the number of this attempt."""
         stay = (LOCK, ATTEMPTS, REFS)  # the claim, the earlier attempts, who uses the run (any attempt of it)

@@ -1,8 +1,9 @@
 """The one table renderer: `ls`, `runs`, `show --list` and reports print through here.
 
 `table` is aligned plain text (stable for pipes, grep and tests), or a rich table on a terminal
-with colors; `csv`, `json` (a list of objects) and `md` are for other tools. rich is imported
-only for a terminal.
+with colors; `csv`, `json` (a list of objects) and `md` are for other tools. The machine formats
+(csv, json) keep numbers in full; tables and md round them for reading. rich is imported only
+for a terminal.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from kagexp.errors import KagexpError
 from kagexp.files import to_json
 
 FORMATS = ("table", "csv", "json", "md")
+MACHINE = ("csv", "json")
 
 
 def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
@@ -27,7 +29,7 @@ def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
-        writer.writerows([["" if v is None else cell(v) for v in row] for row in rows])
+        writer.writerows([[exact_cell(v) for v in row] for row in rows])
         return buffer.getvalue().rstrip("\n")
     cells = [columns, *[[cell(v) for v in row] for row in rows]]
     if fmt == "md":
@@ -51,6 +53,11 @@ def cell(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return to_json(value)
     return str(value)
+
+
+def exact_cell(value: Any) -> str:
+    """How a value reads in csv: like a table cell, but a float in full (`repr` reads back the same number)."""
+    return repr(value) if isinstance(value, float) else cell(value)
 
 
 def rich_table(columns: list[str], rows: list[list[Any]]) -> None:
