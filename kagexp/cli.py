@@ -299,22 +299,45 @@ def show(run_id: str) -> None:
 @cli.command()
 @click.argument("exp", required=False)
 @click.option("--all", "everything", is_flag=True, help="The project's RESULTS.md: one row per experiment.")
-def report(exp: str | None, everything: bool) -> None:
+@click.option(
+    "--diary", is_flag=True, help="The project's DIARY.md: each experiment as it ran, base, best so far, time."
+)
+def report(exp: str | None, everything: bool, diary: bool) -> None:
     """Write RESULTS.md (runs table, best run, config changes, CV vs LB, plots) for an experiment.
 
     \b
     Example:
       kagexp report exp002
       kagexp report --all
+      kagexp report --diary
     """
-    from kagexp.report import report_experiment, report_project
+    from kagexp import report as reports
 
-    if not exp and not everything:
-        raise click.UsageError("name an experiment, or pass --all for the whole project")
+    if sum((bool(exp), everything, diary)) != 1:
+        raise click.UsageError("name an experiment, or pass --all for the whole project, or --diary")
     project = _project()
-    written = report_project(project) if everything else report_experiment(project, exp)
+    if diary:
+        written = reports.report_diary(project)
+    else:
+        written = reports.report_project(project) if everything else reports.report_experiment(project, exp)
     _warn(written.warnings)
     click.echo(f"wrote {written.path.relative_to(project.root)}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=FORMATS, default="table", help="Output format.")
+def tree(fmt: str) -> None:
+    """The experiment lineage (`kagexp new --from`): each experiment's best metric, its change
+    against its parent, its runs and their compute time, and its note.
+
+    \b
+    Example:
+      kagexp tree
+      kagexp tree --format json
+    """
+    from kagexp.lineage import lineage, tree_table
+
+    _print_table(*tree_table(lineage(_project()), machine=fmt in tables.MACHINE), fmt)
 
 
 @cli.command()

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 TEMPLATES = Path(__file__).parent / "templates" / "report"
 REPORT_FILE = "RESULTS.md"
+DIARY_FILE = "DIARY.md"
 PLOTS_DIR = "results"
 # The PNG text chunk that marks a plot as the report's own: only such files are ever deleted.
 SOFTWARE = "kagexp report"
@@ -123,6 +124,27 @@ def report_project(project: Project) -> Written:
     }
     path = _write(project, project.root, _render(template, context), context["plots"])
     return Written(path, _warnings(records, metric))
+
+
+def report_diary(project: Project) -> Written:
+    """Write the project's `DIARY.md`: each experiment in the order it ran, with its base, its best,
+    the best so far and the time spent, like a hand-kept competition README; from the run folders."""
+    from kagexp.lineage import diary, lineage
+
+    template = _template(project, "diary.md.j2", DIARY_FILE + ".j2")
+    records = scan(project, all_experiments(project))
+    lin = lineage(project, records)
+    context = {
+        "project": project.settings.get("name") or project.root.name,
+        "metric": lin.metric,
+        "direction": lin.direction,
+        "entries": diary(lin),
+    }
+    path = project.root / DIARY_FILE
+    text = _render(template, context)
+    _check_target(project, path)
+    files.write_text(path, text)
+    return Written(path, _warnings(records, lin.metric))
 
 
 def _cv_lb_context(pairs: list[tuple[str, float, float]], metric: str | None) -> dict:
