@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 from kagexp import config
@@ -237,12 +238,18 @@ def sort(records: list[RunRecord], key: str | None) -> list[RunRecord]:
     if records and not any(r.has(name) for r in records):
         known = sorted({k for r in records for k in (*r.config, *r.metrics)} | set(FIELDS))
         raise ConfigError(f"--sort: no run has a key `{name}`{config.did_you_mean(name, known)}")
-    numbers = [r for r in records if _is_number(r.value(name))]
-    texts = [r for r in records if isinstance(r.value(name), str)]
-    rest = [r for r in records if not _is_number(r.value(name)) and not isinstance(r.value(name), str)]
-    numbers.sort(key=lambda r: r.value(name), reverse=descending)
-    texts.sort(key=lambda r: r.value(name), reverse=descending)
-    return numbers + texts + rest
+    numbers, texts, rest = [], [], []
+    for record in records:  # each value read once: 100,000 runs sort in a blink
+        value = record.value(name)
+        if isinstance(value, str):
+            texts.append((value, record))
+        elif _is_number(value):
+            numbers.append((value, record))
+        else:
+            rest.append(record)
+    numbers.sort(key=itemgetter(0), reverse=descending)
+    texts.sort(key=itemgetter(0), reverse=descending)
+    return [r for _, r in numbers] + [r for _, r in texts] + rest
 
 
 def _is_number(value: Any) -> bool:
@@ -369,19 +376,14 @@ def table(
     lead, rest = (metrics[:1], metrics[1:]) if metric in metrics else ([], metrics)
     gone = ["in RUNS"] if any(r.in_runs is False for r in records) else []
     columns = ["run", "status", *gone, *config_keys, *lead, *lb, *rest, "duration"]
-    rows = [
-        [
-            r.id,
-            r.status,
-            *(["no" if r.in_runs is False else ""] if gone else []),
-            *(r.config.get(k) for k in config_keys),
-            *(r.metrics.get(k) for k in lead),
-            *([r.lb] if lb else []),
-            *(r.metrics.get(k) for k in rest),
-            r.meta.get("duration"),
-        ]
-        for r in records
-    ]
+    rows = []
+    for r in records:
+        settings, logged = r.config, r.metrics  # each read once: a record may build them on demand
+        row = [r.id, r.status, *(["no" if r.in_runs is False else ""] if gone else [])]
+        row += [settings.get(k) for k in config_keys]
+        row += [logged.get(k) for k in lead] + ([r.lb] if lb else []) + [logged.get(k) for k in rest]
+        row.append(r.meta.get("duration"))
+        rows.append(row)
     return columns, rows
 
 

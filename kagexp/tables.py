@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from typing import Any
 
 from kagexp.errors import KagexpError
@@ -23,7 +24,7 @@ def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
     """The table as `table` (aligned text), `csv`, `json` (a list of objects) or `md`."""
     if fmt == "json":
         # one object per line: readable, and the fast C encoder (indent= would use the slow one)
-        objects = (to_json(dict(zip(columns, row))) for row in rows)
+        objects = (_json_object(columns, row) for row in rows)
         return "[\n" + ",\n".join(objects) + "\n]" if rows else "[]"
     if fmt == "csv":
         buffer = io.StringIO()
@@ -40,6 +41,16 @@ def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
         widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
         return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
     raise KagexpError(f"unknown format {fmt!r}; use table, csv, json or md")
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode  # one encoder for 100,000 rows
+
+
+def _json_object(columns: list[str], row: list[Any]) -> str:
+    try:
+        return _ENCODE(dict(zip(columns, row)))
+    except TypeError:  # a key JSON has no type for, deep in a value: `to_json` writes it as text
+        return to_json(dict(zip(columns, row)))
 
 
 def cell(value: Any) -> str:
