@@ -75,6 +75,11 @@ class RunRecord:
     def has(self, key: str) -> bool:
         return key in FIELDS or key in self.metrics or key in self.config
 
+    def values(self, section: str, keys: list[str]) -> list[Any]:
+        """The values of `keys` in its `config` or `metrics` (None where it has none): a table row."""
+        found = self.config if section == "config" else self.metrics
+        return [found.get(key) for key in keys]
+
     def to_row(self) -> dict:
         """What the index keeps of a record."""
         meta = {k: self.meta.get(k) for k in SUMMARY_META}
@@ -119,6 +124,12 @@ class IndexedRecord(RunRecord):
             if found is not ABSENT:
                 return found
         return None
+
+    def values(self, section: str, keys: list[str]) -> list[Any]:
+        """Straight from the columns: no per-run dict is built for a table of 100,000 rows."""
+        table, position = self._table, self._position
+        found = [table.value(section, key, position) for key in keys]
+        return [None if value is ABSENT else value for value in found]
 
     def has(self, key: str) -> bool:
         return key in FIELDS or any(

@@ -378,10 +378,9 @@ def table(
     columns = ["run", "status", *gone, *config_keys, *lead, *lb, *rest, "duration"]
     rows = []
     for r in records:
-        settings, logged = r.config, r.metrics  # each read once: a record may build them on demand
         row = [r.id, r.status, *(["no" if r.in_runs is False else ""] if gone else [])]
-        row += [settings.get(k) for k in config_keys]
-        row += [logged.get(k) for k in lead] + ([r.lb] if lb else []) + [logged.get(k) for k in rest]
+        row += r.values("config", config_keys)
+        row += r.values("metrics", lead) + ([r.lb] if lb else []) + r.values("metrics", rest)
         row.append(r.meta.get("duration"))
         rows.append(row)
     return columns, rows
