@@ -276,8 +276,9 @@ def runs(exps, statuses, where, sort_key, limit, fmt, all_keys) -> None:
         click.echo("no runs match" if exps or statuses or where else "no runs yet", err=True)
         return
     _print_table(listed.columns, listed.rows, fmt)
-    if fmt == "table" and listed.cv_lb:
-        click.echo(listed.cv_lb)
+    line = listed.cv_lb() if fmt == "table" else None
+    if line:
+        click.echo(line)
 
 
 @cli.command()

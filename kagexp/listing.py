@@ -13,18 +13,27 @@ from kagexp.errors import UsageError
 
 if TYPE_CHECKING:
     from kagexp.project import Project
+    from kagexp.records import RunRecord
 
 STATUSES = ("done", "failed", "interrupted", "running", "stale", "unknown", "corrupt")
 
 
 @dataclass
 class Listing:
-    """The table of `kagexp runs`, what to warn about, and the CV–LB line printed under a table."""
+    """The table of `kagexp runs`, and what to warn about."""
 
     columns: list[str]
     rows: list[list[Any]]
     warnings: list[str] = field(default_factory=list)
-    cv_lb: str | None = None
+    records: list[RunRecord] = field(default_factory=list, repr=False)
+    metric: str | None = None
+
+    def cv_lb(self) -> str | None:
+        """The CV–LB line printed under a table (only a table: 100,000 json rows need not pay for it)."""
+        from kagexp.leaderboard import cv_lb_pairs
+        from kagexp.results import cv_lb_line
+
+        return cv_lb_line(cv_lb_pairs(self.records, self.metric), self.metric)
 
 
 def parse_statuses(values: tuple[str, ...] | list[str]) -> set[str]:
@@ -48,7 +57,6 @@ def list_runs(
 ) -> Listing:
     """The runs of `exps` (default: all) with one of `statuses`, matching `where`, sorted, at most `limit`."""
     from kagexp import results
-    from kagexp.leaderboard import cv_lb_pairs
     from kagexp.records import scan
 
     wanted = parse_statuses(statuses)
@@ -63,4 +71,4 @@ def list_runs(
         records = records[:limit]
     metric = project.settings["metric"]["name"]
     columns, rows = results.table(records, all_keys, metric)
-    return Listing(columns, rows, chosen.warnings, results.cv_lb_line(cv_lb_pairs(records, metric), metric))
+    return Listing(columns, rows, chosen.warnings, records, metric)

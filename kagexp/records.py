@@ -75,6 +75,10 @@ class RunRecord:
     def has(self, key: str) -> bool:
         return key in FIELDS or key in self.metrics or key in self.config
 
+    def keys(self, section: str) -> list[str]:
+        """The keys of its `config` or `metrics`."""
+        return list(self.config if section == "config" else self.metrics)
+
     def values(self, section: str, keys: list[str]) -> list[Any]:
         """The values of `keys` in its `config` or `metrics` (None where it has none): a table row."""
         found = self.config if section == "config" else self.metrics
@@ -118,23 +122,64 @@ class IndexedRecord(RunRecord):
 
     def value(self, key: str) -> Any:
         if key in FIELDS:
-            return super().value(key)
+            found = self._table.value("meta", key, self._position) if key in SUMMARY_META else ABSENT
+            return super().value(key) if found is ABSENT else found
         for section in ("metrics", "config"):
             found = self._table.value(section, key, self._position)
             if found is not ABSENT:
                 return found
         return None
 
-    def values(self, section: str, keys: list[str]) -> list[Any]:
-        """Straight from the columns: no per-run dict is built for a table of 100,000 rows."""
-        table, position = self._table, self._position
-        found = [table.value(section, key, position) for key in keys]
-        return [None if value is ABSENT else value for value in found]
-
     def has(self, key: str) -> bool:
         return key in FIELDS or any(
             self._table.value(s, key, self._position) is not ABSENT for s in ("metrics", "config")
         )
+
+
+def columns(records: list[RunRecord], section: str, keys: list[str]) -> list[list[Any]]:
+    """For each key, its value in every record (None where a run has none), in record order: the
+    runs read from one index are served from its columns, without a call per run and key."""
+    found: list[list[Any]] = [[] for _ in keys]
+    for table, group in _by_table(records):
+        if table is None:
+            for record in group:
+                values = record.values(section, keys)
+                for out, value in zip(found, values):
+                    out.append(value)
+            continue
+        positions = [record._position for record in group]  # type: ignore[attr-defined]
+        for out, key in zip(found, keys):
+            column = table.column(section, key)
+            out.extend([None if column[p] is ABSENT else column[p] for p in positions])
+    return found
+
+
+def section_keys(records: list[RunRecord], section: str) -> list[str]:
+    """Every key of the records' `config` or `metrics`, in the order first seen."""
+    keys: dict[str, None] = {}
+    for table, group in _by_table(records):
+        if table is None:
+            for record in group:
+                keys.update(dict.fromkeys(record.keys(section)))
+            continue
+        positions = [record._position for record in group]  # type: ignore[attr-defined]
+        for key in table.keys(section):
+            column = table.column(section, key)
+            if key not in keys and any(column[p] is not ABSENT for p in positions):
+                keys[key] = None
+    return list(keys)
+
+
+def _by_table(records: list[RunRecord]) -> list[tuple[IndexTable | None, list[RunRecord]]]:
+    """The records in runs of one index each (and of none: read from their folders), in order."""
+    groups: list[tuple[IndexTable | None, list[RunRecord]]] = []
+    for record in records:
+        table = record._table if isinstance(record, IndexedRecord) else None
+        if groups and groups[-1][0] is table:
+            groups[-1][1].append(record)
+        else:
+            groups.append((table, [record]))
+    return groups
 
 
 # --- reading one run ---------------------------------------------------------------

@@ -399,6 +399,7 @@ def per_run_figure(plt, points: list[tuple[str, float]], metric: str | None):
     the best run marked."""
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(points) + 2), 3.2))
     ax.plot([run for run, _ in points], [value for _, value in points], "o", color="tab:blue")
+    ax.margins(x=0.5 / max(len(points), 1))  # half a slot beside the first and last point
     _zoomed(ax, [value for _, value in points])
     ax.set_ylabel(metric or "metric")
     _readable_x(ax, rotation=45)

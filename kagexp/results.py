@@ -18,7 +18,7 @@ from typing import Any
 from kagexp import config
 from kagexp.errors import ConfigError
 from kagexp.project import Project
-from kagexp.records import FIELDS, RunRecord, all_experiments, scan
+from kagexp.records import FIELDS, RunRecord, all_experiments, columns, scan, section_keys
 from kagexp.tables import cell
 
 # --- --where -------------------------------------------------------------------------
@@ -357,33 +357,29 @@ def _differs(a: Any, b: Any) -> bool:
 
 def metric_keys(records: list[RunRecord], first: str | None = None) -> list[str]:
     """Every metric the records log, the project's metric (`first`) leading."""
-    keys: dict[str, None] = dict.fromkeys([first]) if first else {}
-    for record in records:
-        keys.update(dict.fromkeys(record.metrics))
-    if first and not any(first in r.metrics for r in records):
-        del keys[first]
-    return list(keys)
+    keys = section_keys(records, "metrics")
+    return [first, *(k for k in keys if k != first)] if first in keys else keys
 
 
 def table(
     records: list[RunRecord], all_keys: bool = False, metric: str | None = None
 ) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows for `kagexp runs`: run, status, the varying config keys, then the metrics
-    with the project's `metric` first and the LB score beside it, then duration."""
-    config_keys = list(dict.fromkeys(k for r in records for k in r.config)) if all_keys else varying_keys(records)
+    with the project's `metric` first and the LB score beside it, then duration. Built column by
+    column (`records.columns`): 100,000 rows from the index cost no call per run and key."""
+    config_keys = section_keys(records, "config") if all_keys else varying_keys(records)
     metrics = metric_keys(records, metric)
-    lb = ["lb"] if any(r.lb is not None for r in records) else []
+    lbs = [r.lb for r in records]
+    lb = ["lb"] if any(value is not None for value in lbs) else []
     lead, rest = (metrics[:1], metrics[1:]) if metric in metrics else ([], metrics)
     gone = ["in RUNS"] if any(r.in_runs is False for r in records) else []
-    columns = ["run", "status", *gone, *config_keys, *lead, *lb, *rest, "duration"]
-    rows = []
-    for r in records:
-        row = [r.id, r.status, *(["no" if r.in_runs is False else ""] if gone else [])]
-        row += r.values("config", config_keys)
-        row += r.values("metrics", lead) + ([r.lb] if lb else []) + r.values("metrics", rest)
-        row.append(r.meta.get("duration"))
-        rows.append(row)
-    return columns, rows
+    names = ["run", "status", *gone, *config_keys, *lead, *lb, *rest, "duration"]
+    data = [[r.id for r in records], [r.status for r in records]]
+    data += [["no" if r.in_runs is False else "" for r in records]] if gone else []
+    data += columns(records, "config", config_keys) + columns(records, "metrics", lead)
+    data += [lbs] if lb else []
+    data += columns(records, "metrics", rest) + [[r.value("duration") for r in records]]
+    return names, [list(row) for row in zip(*data)]
 
 
 # --- warnings and CV against LB ------------------------------------------------------

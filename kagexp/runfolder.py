@@ -688,22 +688,24 @@ class IndexTable:
         self._lines = lines
         self._columns: dict[tuple[str, str], list] = {}
         self._rows: dict[str, list[dict]] = {}
+        self._keys: dict[str, list[str]] = {}
 
     def keys(self, section: str) -> list[str]:
-        return [key for sec, key in self._lines if sec == section]
+        found = self._keys.get(section)
+        if found is None:
+            found = self._keys[section] = [key for sec, key in self._lines if sec == section]
+        return found
 
     def column(self, section: str, key: str) -> list:
-        """The key's value for every run, ABSENT where a run lacks it."""
+        """The key's value for every run, ABSENT where a run lacks it (everywhere for a key none has)."""
         found = self._columns.get((section, key))
         if found is None:
-            found = self._columns[(section, key)] = self._parse(section, key)
+            known = (section, key) in self._lines
+            found = self._columns[(section, key)] = self._parse(section, key) if known else [ABSENT] * len(self.names)
         return found
 
     def value(self, section: str, key: str, position: int) -> Any:
-        found = self._columns.get((section, key))
-        if found is not None:
-            return found[position]
-        return self.column(section, key)[position] if (section, key) in self._lines else ABSENT
+        return self.column(section, key)[position]
 
     def section(self, section: str, position: int) -> dict:
         """One run's dict for a section (its config, metrics or meta), in the column order; built
