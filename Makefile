@@ -24,6 +24,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 KAGEXP := ../$(BIN)/kagexp
+IRIS_PACK := data/output/packs/iris-exp001-run002
+# `unshare -n` (the network off) needs root; as another user the rehearsal runs with the network on
+REHEARSE_GUARD := $(if $(filter 0,$(shell id -u)),,--allow-network)
 
 demo: $(STAMP)
 	cd example-exp-iris && ../$(BIN)/python exp/exp001/exp.py
@@ -39,6 +42,22 @@ demo: $(STAMP)
 	@echo; echo "== kagexp rerun --check: every iris run again, from its code snapshot"
 	cd example-exp-iris && $(KAGEXP) rerun exp001 --check
 	cd example-exp-iris && $(KAGEXP) rerun exp002 --check
+	@echo; echo "== cancer: every fold saved (OOF, test, AUC); runs list the mean AUC over folds and its std"
+	cd example-exp-cancer && ../$(BIN)/python exp/exp001/exp.py
+	cd example-exp-cancer && $(KAGEXP) run exp002
+	@cd example-exp-cancer && $(KAGEXP) runs --sort -auc
+	@echo; echo "== kagexp blend --method hill: the best run of each cancer experiment, made on the same folds"
+	cd example-exp-cancer && $(KAGEXP) blend --method hill \
+	  $$($(KAGEXP) runs exp001 --sort -auc --limit 1 --format csv | sed -n 2p | cut -d, -f1) \
+	  $$($(KAGEXP) runs exp002 --sort -auc --limit 1 --format csv | sed -n 2p | cut -d, -f1)
+	@echo; echo "== kagexp pack exp001/run002: a Kaggle dataset with an offline inference kernel"
+	rm -rf example-exp-iris/$(IRIS_PACK)
+	cd example-exp-iris && $(KAGEXP) pack exp001/run002 --dataset you/iris-exp001-run002 -o $(IRIS_PACK)
+	@echo; echo "== kagexp rehearse: that kernel here, network off (as root), read-only input, fresh venv"
+	cd example-exp-iris && $(KAGEXP) rehearse $(IRIS_PACK) --scale 10 $(REHEARSE_GUARD)
+	cmp example-exp-iris/$(IRIS_PACK)/rehearsal/working/submission.csv \
+	    example-exp-iris/data/output/exp/exp001/run002/submission.csv
+	@echo "the rehearsal's submission.csv is identical to the training run's"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

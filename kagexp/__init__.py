@@ -18,6 +18,8 @@ _PUBLIC = {
     "KagexpError": "kagexp.errors",
     "load_runs": "kagexp.frames",
     "load_history": "kagexp.frames",
+    "load_oof": "kagexp.predictions",
+    "load_test": "kagexp.predictions",
     "grid": "kagexp.sweeps",
     "zipped": "kagexp.sweeps",
 }
@@ -29,7 +31,9 @@ __all__ = [
     "RunContext",
     "grid",
     "load_history",
+    "load_oof",
     "load_runs",
+    "load_test",
     "main",
     "zipped",
     "__version__",
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from kagexp.errors import KagexpError
     from kagexp.experiment import Experiment
     from kagexp.frames import load_history, load_runs
+    from kagexp.predictions import load_oof, load_test
     from kagexp.run import RunContext
     from kagexp.script import main
     from kagexp.sweeps import grid, zipped

@@ -397,22 +397,54 @@ def doctor(exp: str | None) -> None:
 
 
 @cli.command()
-@click.argument("run_id", metavar="RUN")
-@click.argument("score", type=float)
+@click.argument("run_id", metavar="RUN", required=False)
+@click.argument("score", type=float, required=False)
 @click.option("-m", "--message", "note", help="A note, e.g. what changed in this submission.")
-def lb(run_id: str, score: float, note: str | None) -> None:
-    """Record a public leaderboard score for a run's submission (kept with its history).
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Record it anyway (no submission.csv; outside [0, 1] for auc, accuracy, f1).",
+)
+@click.option("--fetch", is_flag=True, help="Read every submission's scores from Kaggle and store them in their runs.")
+@click.option("--rm", "remove", is_flag=True, help="Remove a run's Nth LB score: kagexp lb --rm EXP/RUN N.")
+def lb(run_id: str | None, score: float | None, note: str | None, force: bool, fetch: bool, remove: bool) -> None:
+    """Record a public leaderboard score for a run's submission, or fetch them all from Kaggle.
 
     \b
     Example:
       kagexp lb exp003/run002 0.912 -m "first forest"
+      kagexp lb --fetch
+      kagexp lb --rm exp003/run002 1
     """
-    from kagexp.leaderboard import record_score
+    from kagexp import leaderboard
+    from kagexp.errors import UsageError
 
-    scores = record_score(_project(), run_id, score, note)
+    if fetch:
+        if run_id or score is not None or remove:
+            raise UsageError("lb --fetch takes no run and no score")
+        _print_fetched(leaderboard.fetch(_project()))
+        return
+    if not run_id or score is None:
+        raise UsageError("name a run and a score (kagexp lb exp003/run002 0.912), or use --fetch or --rm")
+    if remove:
+        if not score.is_integer() or score < 1:
+            raise UsageError(f"lb --rm takes the number of the score to remove (1 is the oldest), not {score:g}")
+        run, removed = leaderboard.remove_score(_project(), run_id, int(score))
+        click.echo(f"{run}: removed LB {removed['score']:g} of {removed.get('time', '?')}")
+        return
+    scores = leaderboard.record_score(_project(), run_id, score, note, force)
     earlier = ", ".join(f"{entry['score']:g}" for entry in scores.history[:-1])
     previous = f" (before: {earlier})" if earlier else ""
     click.echo(f"{scores.run}: LB {score:g}{previous}")
+
+
+def _print_fetched(fetched) -> None:
+    for run, sub in fetched.stored:
+        private = f", private {sub.private:g}" if sub.private is not None else ""
+        click.echo(f"{run}: LB {sub.public:g}{private} ({sub.date}, {sub.description!r})")
+    click.echo(f"{len(fetched.stored)} scores stored, {fetched.known} already there, {len(fetched.pending)} pending")
+    for sub in fetched.unmatched:
+        click.echo(f"unmatched: {sub.date} {sub.file} {sub.description!r} public {sub.public}")
 
 
 @cli.command()
@@ -436,6 +468,75 @@ def submit(run_id: str, message: str | None, dry_run: bool) -> None:
         click.echo(shlex.join(sub.command))
         return
     sys.exit(send(sub))
+
+
+# --- ship to Kaggle: pack, rehearse, push (kagexp.pack, kagexp.rehearse, kagexp.push) ----------------
+
+
+@cli.command()
+@click.argument("run_ids", nargs=-1, required=True, metavar="EXP/RUN...")
+@click.option("-o", "--out", type=click.Path(path_type=Path), help="The pack folder (default: data/output/packs/SLUG).")
+@click.option("--dataset", metavar="OWNER/SLUG", help="The Kaggle dataset id (default: kaggle.dataset in kagexp.yml).")
+@click.option("--artifacts", multiple=True, metavar="GLOB", help="Only the saved files that match (default: all).")
+@click.option("--wheels", multiple=True, metavar="REQ", help="Also a wheel of this requirement, via pip download.")
+@click.option("--upload", is_flag=True, help="Then upload it: kaggle datasets create (or version).")
+def pack(run_ids, out, dataset, artifacts, wheels, upload: bool) -> None:
+    """Pack done runs as a Kaggle dataset, with an offline inference kernel in kernel/.
+
+    \b
+    Example:
+      kagexp pack exp003/run002 --dataset alice/titanic-exp003 --wheels lightgbm==4.5.0
+    """
+    from kagexp.diskuse import human
+    from kagexp.pack import pack as make_pack
+
+    packed = make_pack(_project(), list(run_ids), out, dataset, list(artifacts), list(wheels))
+    click.echo(f"packed {', '.join(packed.runs)} into {packed.path} ({human(packed.size)})")
+    if upload:
+        from kagexp.push import upload_dataset
+
+        sys.exit(upload_dataset(packed.path))
+
+
+@cli.command()
+@click.argument("pack_dir", type=click.Path(path_type=Path), metavar="DIR")
+@click.option("--limit", default="9h", show_default=True, help="Time limit, e.g. 9h, 30m, 90s.")
+@click.option(
+    "--scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    help="The hidden test set is this many times larger: the time is projected.",
+)
+@click.option("--allow-network", is_flag=True, help="Run without the network guard where unshare -n is not allowed.")
+def rehearse(pack_dir: Path, limit: str, scale: float, allow_network: bool) -> None:
+    """Run a pack's kernel here as Kaggle would: offline, read-only input, fresh venv, time limit.
+
+    \b
+    Example:
+      kagexp rehearse data/output/packs/titanic-exp003 --scale 10
+    """
+    from kagexp.rehearse import rehearse as run_rehearsal
+
+    done = run_rehearsal(_project(), pack_dir, limit, scale, allow_network)
+    for line in done.lines():
+        click.echo(line)
+    if not done.ok:
+        sys.exit(1)
+
+
+@cli.command(name="push-kernel")
+@click.argument("pack_dir", type=click.Path(path_type=Path), metavar="DIR")
+def push_kernel(pack_dir: Path) -> None:
+    """Push a pack's inference kernel with kaggle kernels push -p DIR/kernel.
+
+    \b
+    Example:
+      kagexp push-kernel data/output/packs/titanic-exp003
+    """
+    from kagexp.push import push_kernel as push
+
+    sys.exit(push(pack_dir))
 
 
 # --- disk use, the trash and retention ------------------------------------------------------
@@ -605,6 +706,27 @@ def trash_empty(yes: bool) -> None:
         click.confirm(f"Delete {len(listed)} trash entries ({size}) for good?", abort=True)
     emptied = trash.empty(project, [entry.id for entry in listed])
     click.echo(f"deleted {emptied.entries} trash entries ({human(emptied.size)})")
+
+
+# --- blends (kagexp.blend) ---------------------------------------------------------------
+
+
+@cli.command(name="blend")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN RUN...")
+@click.option("--method", type=click.Choice(["mean", "rank", "hill", "ridge"]), default="mean", show_default=True)
+@click.option("--metric", metavar="NAME", help="auc, logloss, rmse, mae, accuracy, f1 or pkg.module:function.")
+@click.option("-o", "--output", "name", metavar="NAME", help="The blend's name (default: the next blendNNN).")
+def blend_(runs: tuple[str, ...], method: str, metric: str | None, name: str | None) -> None:
+    """Blend runs' out-of-fold predictions made on the same rows and folds; save it as a run.
+
+    \b
+    Example:
+      kagexp blend exp001/run002 exp002/run001 --method hill -o lr_gbm
+    """
+    from kagexp.blend import blend
+
+    made = blend(_project(), list(runs), method, metric, name)
+    click.echo("\n".join(made.lines()))
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from deepmerge import Merger
 
 from kagexp.errors import MAX_PROBLEMS, ConfigError
 
@@ -311,7 +310,13 @@ def _typed(key: Any) -> tuple:
 
 # --- strict merge -----------------------------------------------------------------------
 
-_merger = Merger([(list, "override"), (dict, "merge"), (set, "union")], ["override"], ["override"])
+
+@functools.cache
+def _merger():
+    """deepmerge, imported on first merge: reading a recorded config (an offline Kaggle kernel) needs only yaml."""
+    from deepmerge import Merger
+
+    return Merger([(list, "override"), (dict, "merge"), (set, "union")], ["override"], ["override"])
 
 
 @dataclass(frozen=True)
@@ -476,7 +481,7 @@ def strip_plus(override: dict) -> dict:
 
 def merge(base: dict, override: dict) -> dict:
     """Deep-merge `override` into a copy of `base`: mappings merge, lists and scalars replace."""
-    return _merger.merge(copy.deepcopy(base), copy.deepcopy(strip_plus(override)))
+    return _merger().merge(copy.deepcopy(base), copy.deepcopy(strip_plus(override)))
 
 
 # --- flatten and diff -----------------------------------------------------------------

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from kagexp.project import Project
     from kagexp.records import RunRecord
 
-STATUSES = ("done", "failed", "interrupted", "running", "stale", "unknown", "corrupt")
+STATUSES = ("done", "partial", "failed", "interrupted", "running", "stale", "unknown", "corrupt")
 
 
 @dataclass

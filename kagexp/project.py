@@ -26,6 +26,7 @@ DEFAULT_SETTINGS: dict = {
     "new": {"exclude": []},
     "wandb": {"enabled": False, "project": None, "entity": None, "mode": None, "tags": [], "job_type": "train"},
     "git": {"require_clean": False, "branch": None, "auto_commit": False},  # guards, see kagexp.guards
+    "kaggle": {"dataset": None, "license": "CC0-1.0"},  # what `kagexp pack` uploads to (kagexp.pack)
     "slurm": {
         "cluster": "slurm",  # `local`: submitit's local executor, the same code path on this machine
         "partition": None,

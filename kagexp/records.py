@@ -22,9 +22,11 @@ from kagexp.errors import NotFoundError
 from kagexp.project import Project, natural, run_name, unknown
 from kagexp.runfolder import (
     ABSENT,
+    BLENDS,
     SUMMARY_META,
     IndexTable,
     RunFolder,
+    blend_root,
     load_index,
     run_folders,
     runs_in_record,
@@ -243,17 +245,29 @@ def scan_experiment(exp: str, out_dir: Path) -> list[RunRecord]:
 
 
 def scan(project: Project, exps: list[str] | None = None) -> list[RunRecord]:
-    """Every run of the given experiments (default: all with outputs), in name order."""
-    names = [project.find_exp(e) for e in exps] if exps else experiments_with_outputs(project)
+    """Every run of the given experiments (default: all with outputs, then the blends), in name order;
+    `blend` names the blends (`data/output/blend/<name>/`, each a run folder)."""
+    names = [_find(project, e) for e in exps] if exps else experiments_with_outputs(project)
+    if not exps and blend_root(project.output_root).is_dir():
+        names.append(BLENDS)
     records = []
     for name in names:
-        out = project.output_dir(name)
+        out = output_dir(project, name)
         if not out.is_dir():
-            if not project.exp_dir(name).is_dir():
+            if name != BLENDS and not project.exp_dir(name).is_dir():
                 raise NotFoundError(f"no experiment {name}{unknown(name, project.experiments())}")
             continue
         records.extend(scan_experiment(name, out))
     return records
+
+
+def _find(project: Project, text: str) -> str:
+    return BLENDS if text.strip().rstrip("/") == BLENDS else project.find_exp(text)
+
+
+def output_dir(project: Project, exp: str) -> Path:
+    """Where an experiment's run folders are; the blends' folder for `blend`."""
+    return blend_root(project.output_root) if exp == BLENDS else project.output_dir(exp)
 
 
 def experiments_with_outputs(project: Project) -> list[str]:
@@ -289,15 +303,16 @@ def _find_run(project: Project, text: str) -> RunRecord:
     parts = [p for p in text.strip().rstrip("/").split("/")]
     if len(parts) != 2 or not all(parts):
         raise NotFoundError(f"{text!r} is not a run; name one as EXP/RUN, e.g. exp003/run002")
-    exp = project.find_exp(parts[0])
-    if not project.exp_dir(exp).is_dir() and not project.output_dir(exp).is_dir():
+    exp = _find(project, parts[0])
+    out = output_dir(project, exp)
+    if exp != BLENDS and not project.exp_dir(exp).is_dir() and not out.is_dir():
         raise NotFoundError(f"no experiment {exp}{unknown(exp, project.experiments())}")
     canonical = run_name(parts[1])  # also refuses a name no run can have, before it becomes a path
-    literal = project.output_dir(exp) / parts[1]  # a run named `1` in a RUNS dict is `1`, not run001
+    literal = out / parts[1]  # a run named `1` in a RUNS dict is `1`, not run001
     run = parts[1] if RunFolder(literal).is_run() else canonical
-    run_dir = project.output_dir(exp) / run
+    run_dir = out / run
     if not RunFolder(run_dir).is_run():
-        existing = sorted(p.name for p in project.output_dir(exp).glob("*") if RunFolder(p).is_run())
+        existing = sorted(p.name for p in out.glob("*") if RunFolder(p).is_run())
         hint = config.did_you_mean(run, existing) if existing else ""
         where = f"runs of {exp}: {', '.join(existing)}" if existing else f"{exp} has no runs yet"
         raise NotFoundError(f"no run {exp}/{run}{hint} ({where})")

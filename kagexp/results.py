@@ -440,9 +440,11 @@ STATUS_COLUMNS = ("done", "failed", "interrupted", "running", "stale")
 
 def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows of `kagexp ls`, typed for the machine formats (numbers, null): every status
-    that occurs, the best value and its run in two columns."""
+    that occurs (`partial`: runs with folds still missing, beside `done`), the best value and its
+    run in two columns."""
     seen = {status for s in summaries for status, n in s.counts.items() if n and status != "not in RUNS"}
-    statuses = [*STATUS_COLUMNS, *sorted(seen - set(STATUS_COLUMNS))]
+    extra = sorted(seen - set(STATUS_COLUMNS) - {"partial"})
+    statuses = ["done", *(["partial"] if "partial" in seen else []), *STATUS_COLUMNS[1:], *extra]
     columns = ["exp", "parent", *statuses, "not in RUNS", f"best {metric or 'metric'}", "best run", "last run"]
     columns += ["code", "note"]
     rows = []

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kagexp import files
-from kagexp.config import Config
-from kagexp.errors import InvalidNameError, MetricError, RunStateError
+from kagexp import files, predictions
+from kagexp.config import Config, did_you_mean
+from kagexp.errors import InvalidNameError, KagexpError, MetricError, NotFoundError, RunStateError
 from kagexp.provenance import Provenance, seed_everything
 from kagexp.runfolder import Claim, RunFolder, append_line, code_root, holder_of, now_iso, store_git_diff
 
@@ -189,19 +189,81 @@ class RunContext:
         self.tracker = None  # a started kagexp.integrations tracker, when the run has one
         self._history_fd = self.folder.open_history()
         self._metrics_written = time.monotonic()
+        self.book = predictions.FoldBook(self.folder, spec.config.get(predictions.FOLDS_KEY))
+        for fold, record in self.book.finished().items():  # carried from an earlier attempt
+            self._log_fold(record.get("metrics") or {}, fold, {"_attempt": record.get("attempt")})
 
     def __repr__(self) -> str:
         return f"RunContext({self.exp}/{self.name}, out_dir={str(self.out_dir)!r})"
 
-    def log(self, metrics: dict[str, Any], step: int | None = None) -> None:
-        """Record metrics: every call goes to `metrics.jsonl`, the last values to `metrics.json`."""
+    def log(self, metrics: dict[str, Any], step: int | None = None, fold: int | None = None) -> None:
+        """Record metrics: every call goes to `metrics.jsonl`, the last values to `metrics.json`;
+        a fold's values (`fold=`) are shown as their mean and `_std` over the folds."""
         values = metric_values(metrics)
-        self.metrics.update(values)
-        append_line(self._history_fd, {"_step": step, "_time": round(time.time(), 3), **values})
+        if fold is None:
+            self.metrics.update(values)
+            append_line(self._history_fd, {"_step": step, "_time": round(time.time(), 3), **values})
+        else:
+            self._log_fold(values, fold, {"_step": step})
         if self.tracker is not None:
             self.tracker.log(metrics=values, step=step)
         if time.monotonic() - self._metrics_written > METRICS_FLUSH_SECONDS:
             self.write_metrics()
+
+    def _log_fold(self, values: dict[str, Any], fold: int, extra: dict) -> None:
+        self.metrics.update(self.book.aggregate(values, fold))
+        append_line(self._history_fd, {**extra, "_fold": int(fold), "_time": round(time.time(), 3), **values})
+
+    # -- folds and predictions (kagexp.predictions)
+
+    def folds(self, n: int | list[int] | None = None, *, total: int | None = None):
+        """The folds still to compute: `ctx.folds(5)` (those the config's `folds:` picks, if it
+        does), `ctx.folds([0, 1], total=5)`, or `ctx.folds()` for the config's `folds:`."""
+        return self.book.pending(n, total)
+
+    def save_fold(
+        self,
+        fold: int,
+        oof: Any = None,
+        ids: Any = None,
+        test: Any = None,
+        test_ids: Any = None,
+        target: Any = None,
+        metrics: dict[str, Any] | None = None,
+        columns: list[str] | None = None,
+    ) -> None:
+        """Finish a fold: its OOF predictions for the rows `ids`, its test predictions and metrics,
+        written atomically; a run that runs again does not compute it again."""
+        values = metric_values(metrics or {})
+        if oof is not None and ids is None:
+            raise MetricError(f"ctx.save_fold({fold}): give ids=, the ids of the rows oof= predicts")
+        where = f"ctx.save_fold({fold})"
+        rows = None if oof is None else predictions.make(oof, ids, target=target, columns=columns, what=where)
+        tested = None if test is None else predictions.make(test, test_ids, columns=columns, what=where)
+        self.book.save_fold(fold, values, rows, tested, self.attempt)
+        if values:
+            self.log(values, fold=fold)
+
+    def save_oof(self, pred: Any, ids: Any = None, folds: Any = None, target: Any = None, columns=None) -> None:
+        """Save the whole out-of-fold prediction at once (instead of fold by fold)."""
+        made = predictions.make(pred, ids, folds, target, columns, what="ctx.save_oof")
+        self.folder.write_predictions("oof", made.to_bytes())
+        self.book.saved_oof = True
+
+    def save_test(self, pred: Any, ids: Any = None, columns: list[str] | None = None) -> None:
+        """Save the test prediction (instead of the mean of the folds' test predictions)."""
+        made = predictions.make(pred, ids, columns=columns, what="ctx.save_test")
+        self.folder.write_predictions("test", made.to_bytes())
+        self.book.saved_test = True
+
+    def fold_predictions(self, kind: str = "test"):
+        """The `oof` or `test` predictions of the folds finished so far, earlier attempts' included,
+        as a pandas DataFrame indexed by id (test: the mean over the folds), e.g. for a submission."""
+        oof, test = self.book.assemble()
+        found = oof if kind == "oof" else test
+        if found is None:
+            raise MetricError(f"ctx.fold_predictions: no fold has saved {kind} predictions yet")
+        return found.frame()
 
     def write_metrics(self) -> None:
         self.folder.write_metrics(self.metrics)
@@ -214,20 +276,38 @@ class RunContext:
         except InvalidNameError as exc:
             raise InvalidNameError(f"{self.exp}/{self.name}: {exc}") from None
 
+    def artifact(self, name: str) -> Path:
+        """A file this run saved earlier (e.g. a model before predicting); an error naming close matches."""
+        return saved_artifact(self.folder, f"{self.exp}/{self.name}", name)
+
     def save_submission(self, obj: Any, name: str = "submission.csv") -> Path:
         """Save a pandas DataFrame, a file (path) or rows (dicts or sequences) as CSV, atomically."""
-        path = self.path(name)
-        if hasattr(obj, "to_csv"):
-            files.write_text(path, obj.to_csv(index=False))
-        elif isinstance(obj, (str, os.PathLike)):
-            files.copy_file(Path(obj), path)
-        else:
-            files.write_text(path, _rows_to_csv(list(obj)))
-        return path
+        return write_submission(self.path(name), obj)
 
     def close(self) -> None:
         os.close(self._history_fd)
         self.write_metrics()
+
+
+def write_submission(path: Path, obj: Any) -> Path:
+    """A DataFrame, a file (path) or rows as CSV, atomically: training and inference write alike."""
+    if hasattr(obj, "to_csv"):
+        files.write_text(path, obj.to_csv(index=False))
+    elif isinstance(obj, (str, os.PathLike)):
+        files.copy_file(Path(obj), path)
+    else:
+        files.write_text(path, _rows_to_csv(list(obj)))
+    return path
+
+
+def saved_artifact(folder: RunFolder, label: str, name: str) -> Path:
+    """The file `name` that a run saved in `folder`; a NotFoundError naming the run and close matches."""
+    saved = folder.saved_files()
+    if name in saved:
+        return folder.path / name
+    hint = did_you_mean(name, saved)
+    listed = ", ".join(saved[:10]) + (" …" if len(saved) > 10 else "") if saved else "none"
+    raise NotFoundError(f"{label} saved no file {name!r}{hint} (its files: {listed}); save it with ctx.path(...)")
 
 
 def metric_values(metrics: Any) -> dict[str, Any]:
@@ -345,7 +425,8 @@ def _attempt(fn: RunFunction, spec: RunSpec, provenance: Provenance, capture: bo
     folder = spec.folder
     try:
         attempt = folder.archive_attempt()
-        meta = _start(spec, provenance, attempt, function_name(fn))
+        resumed = predictions.resume_folds(folder, attempt, spec.config, spec.force)
+        meta = _start(spec, provenance, attempt, function_name(fn), resumed)
         ctx = RunContext(spec, attempt)
     except OSError as exc:  # a full or read-only disk: the run cannot even start
         return _could_not_start(spec, exc)
@@ -378,6 +459,8 @@ def _record_end(
         ctx.close()
     except OSError as exc:
         status, message = _worse(status, message, exc)
+    if status == "done":
+        status, message = _settle_folds(ctx, meta)
     _finish_tracker(ctx, meta, status)
     _finish(meta, status, duration, message)
     try:  # the summary first: a run reads `done` in its meta only when its summary is there too
@@ -387,6 +470,17 @@ def _record_end(
         _finish(meta, status, duration, message)
     _best_effort(spec.folder.write_meta, meta)
     return status, message
+
+
+def _settle_folds(ctx: RunContext, meta: dict) -> tuple[str, str]:
+    """A run that returned is `done`, or `partial` while folds are missing; its predictions are
+    assembled from its folds. When that fails (a full disk, folds that disagree), it failed."""
+    try:
+        return predictions.finish(ctx.book, meta)
+    except OSError as exc:
+        return "failed", f"cannot record its predictions: {_os_reason(exc)}"
+    except KagexpError as exc:
+        return "failed", f"its predictions: {exc}"
 
 
 def _worse(status: str, message: str, exc: OSError) -> tuple[str, str]:
@@ -452,7 +546,7 @@ def function_name(fn: RunFunction) -> str | None:
     return name if isinstance(name, str) and name.isidentifier() else None
 
 
-def _start(spec: RunSpec, provenance: Provenance, attempt: int, function: str | None) -> dict:
+def _start(spec: RunSpec, provenance: Provenance, attempt: int, function: str | None, resumed: list[int]) -> dict:
     """Record the run as `running` first (a listing never sees it half-made), then what it runs."""
     folder = spec.folder
     meta = {
@@ -467,6 +561,7 @@ def _start(spec: RunSpec, provenance: Provenance, attempt: int, function: str | 
         "override_hash": spec.override_hash,
         "function": function,
         **provenance.environment,
+        **({"folds_resumed": resumed} if resumed else {}),
     }
     folder.write_meta(meta)
     folder.write_override(spec.override_text)

@@ -65,12 +65,27 @@ INDEX = ".index.json"
 RUNS_RECORD = ".runs.json"
 REFS = "refs.jsonl"
 SUBMISSIONS = "submissions.jsonl"
+# Folds, OOF and test predictions (kagexp.predictions, kagexp.blend): each finished fold in `folds/`
+# (`fold3.npz` arrays, then `fold3.json`, its record, written last: the fold is finished when that
+# exists), the assembled predictions beside the records, and blends as run folders of their own.
+FOLDS = "folds"
+OOF = "oof.npz"
+TEST = "test.npz"
+PREDICTIONS = {"oof": OOF, "test": TEST}
+SUBMISSION = "submission.csv"
+BLENDS = "blend"  # data/output/blend/<name>/, beside data/output/exp/
+# Ship to Kaggle (kagexp.pack, kagexp.rehearse): what a pack copies of a run beside its artifacts,
+# and each local rehearsal of a packed run (wall time, projection), one line per rehearsal.
+PACKED_RECORDS = (OVERRIDE, CONFIG, META)
+REHEARSALS = "rehearsals.jsonl"
 # A run's own small records, in its folder and in each `attempts/N/`: `gc` never moves them; every
 # other file is an artifact the run saved (models, predictions, the submission), which it may.
-RECORDS = frozenset({OVERRIDE, CONFIG, META, SUMMARY, METRICS, HISTORY, LB, LOG, ERROR, LOCK, REFS, SUBMISSIONS})
+RECORDS = frozenset(
+    {OVERRIDE, CONFIG, META, SUMMARY, METRICS, HISTORY, LB, LOG, ERROR, LOCK, REFS, SUBMISSIONS, REHEARSALS}
+)
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
-FINISHED = ("done", "failed", "interrupted")
+FINISHED = ("done", "failed", "interrupted", "partial")  # partial: done, with folds still missing
 RECORDED = ("running", "stale", *FINISHED)
 # what `summary.json` keeps of `meta.json`, besides the status
 SUMMARY_META = ("attempt", "started", "ended", "duration", "code_hash", "seed", "error")
@@ -360,19 +375,34 @@ class RunFolder:
 
     # -- leaderboard
 
-    def append_lb(self, score: float, note: str | None) -> list[dict]:
+    def append_lb(self, score: float, note: str | None, **extra: Any) -> list[dict]:
         """Append a leaderboard score under a lock, so concurrent callers all land; the history after.
+        `extra`: what Kaggle said besides (its submission `ref`, the `private` score).
 
         `summary.json` gets the latest score under the same lock, so listings see it at once.
         """
-        entry = json.dumps({"score": score, "note": note, "time": now_iso()}, ensure_ascii=False)
+        entry = json.dumps({"score": score, "note": note, **extra, "time": now_iso()}, ensure_ascii=False)
         with _appending(self.path / LB, "the score") as fd:
             os.write(fd, (entry + "\n").encode())
             history = self.lb_history()
-            summary = self.summary()
-            if summary is not None:
-                files.write_json(self.path / SUMMARY, {**summary, "lb": history[-1]["score"]})
+            self._summarize_lb(history)
         return history
+
+    def remove_lb(self, number: int) -> dict:
+        """Remove the `number`th score (from 1, oldest first), under the same lock; the entry removed."""
+        with _appending(self.path / LB, "the score"):
+            history = self.lb_history()
+            if not 1 <= number <= len(history):
+                raise RunStateError(f"{self.name} has {len(history)} LB scores; there is no number {number}")
+            removed = history.pop(number - 1)
+            files.write_text(self.path / LB, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in history))
+            self._summarize_lb(history)
+        return removed
+
+    def _summarize_lb(self, history: list[dict]) -> None:
+        summary = self.summary()
+        if summary is not None:
+            files.write_json(self.path / SUMMARY, {**summary, "lb": history[-1]["score"] if history else None})
 
     def lb_history(self) -> list[dict]:
         """Every leaderboard score recorded for the run, oldest first."""
@@ -387,6 +417,14 @@ class RunFolder:
         before its score is known."""
         with _appending(self.path / SUBMISSIONS, "the submission") as fd:
             append_line(fd, {"file": file, "sha256": sha256, "message": message, "time": now_iso()})
+
+    def record_rehearsal(self, entry: dict) -> None:
+        """A local rehearsal of the packed run (`kagexp rehearse`): its wall time and projection."""
+        with _appending(self.path / REHEARSALS, "the rehearsal") as fd:
+            append_line(fd, {**entry, "time": now_iso()})
+
+    def rehearsals(self) -> list[dict]:
+        return [e for e in read_jsonl(self.path / REHEARSALS) if isinstance(e.get("seconds"), (int, float))]
 
     def submissions(self) -> list[dict]:
         return [e for e in read_jsonl(self.path / SUBMISSIONS) if isinstance(e.get("sha256"), str)]
@@ -410,6 +448,63 @@ class RunFolder:
     def refs(self) -> list[dict]:
         """Who uses this run, oldest first (`by`, `kind`, `time`)."""
         return [e for e in read_jsonl(self.path / REFS) if isinstance(e.get("by"), str)]
+
+    # -- folds and predictions (their arrays are kagexp.predictions' bytes; numpy stays out of here)
+
+    def _fold_file(self, fold: int, suffix: str) -> Path:
+        return self.path / FOLDS / f"fold{int(fold)}{suffix}"
+
+    def write_fold(self, fold: int, arrays: bytes | None, record: dict) -> None:
+        """A finished fold: its arrays, then its record, each atomically; the record makes it finished."""
+        (self.path / FOLDS).mkdir(exist_ok=True)
+        if arrays is not None:
+            files.write_bytes(self._fold_file(fold, ".npz"), arrays)
+        files.write_json(self._fold_file(fold, ".json"), {**record, "fold": int(fold)})
+
+    def fold_records(self) -> dict[int, dict]:
+        """The finished folds' records by fold number; a record of the wrong shape is not finished."""
+        found = {}
+        folder = self.path / FOLDS
+        names = os.listdir(folder) if folder.is_dir() else []
+        for name in names:
+            match = _FOLD_RECORD.fullmatch(name)
+            record = _read_dict(folder / name) if match else None
+            if record is not None and record.get("fold") == int(match.group(1)):
+                found[int(match.group(1))] = record
+        return dict(sorted(found.items()))
+
+    def fold_arrays(self, fold: int) -> Path | None:
+        path = self._fold_file(fold, ".npz")
+        return path if path.is_file() else None
+
+    def carry_folds(self, earlier: RunFolder) -> list[int]:
+        """Give this attempt the finished folds of an earlier one (hard links, else copies): the
+        earlier attempt stays whole, and the new one computes only the folds still missing."""
+        records = earlier.fold_records()
+        if records:
+            (self.path / FOLDS).mkdir(exist_ok=True)
+        for fold in records:
+            for suffix in (".npz", ".json"):  # the record last, as when it was written
+                source = earlier._fold_file(fold, suffix)
+                if source.is_file():
+                    _link_or_copy(source, self._fold_file(fold, suffix))
+        return list(records)
+
+    def write_predictions(self, kind: str, arrays: bytes) -> None:
+        """`oof` or `test` predictions, atomically."""
+        files.write_bytes(self.path / PREDICTIONS[kind], arrays)
+
+    def predictions(self, kind: str) -> Path | None:
+        """The file of the run's `oof` or `test` predictions, when it saved them."""
+        path = self.path / PREDICTIONS[kind]
+        return path if path.is_file() else None
+
+    def write_submission(self, text: str) -> None:
+        files.write_text(self.path / SUBMISSION, text)
+
+    def submission(self) -> Path | None:
+        path = self.path / SUBMISSION
+        return path if path.is_file() else None
 
     # -- other files
 
@@ -443,6 +538,10 @@ class RunFolder:
                 except FileNotFoundError:  # gone meanwhile
                     continue
         return sorted(found)
+
+    def saved_files(self) -> list[str]:
+        """The files this attempt saved (relative paths), without earlier attempts': what a pack ships."""
+        return [name for name, _ in self.artifacts() if not name.startswith(f"{ATTEMPTS}/")]
 
     def listed_files(self) -> list[tuple[str, int]]:
         """The run's files (relative path, size), without kagexp's hidden ones."""
@@ -485,6 +584,21 @@ class RunFolder:
         return number + 1
 
 
+_FOLD_RECORD = re.compile(r"fold(\d{1,6})\.json")
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        files.copy_file(source, target)
+
+
+def blend_root(output_root: Path) -> Path:
+    """Where blends live: `data/output/blend/` beside the experiments' `data/output/exp/`."""
+    return output_root.parent / BLENDS
+
+
 def _holds_records(relative: Path) -> bool:
     """The run folder itself and each earlier attempt's folder hold a run's records."""
     parts = relative.parts
@@ -493,16 +607,27 @@ def _holds_records(relative: Path) -> bool:
 
 @contextmanager
 def _appending(path: Path, what: str) -> Iterator[int]:
-    """A descriptor to append lines to `path` under a lock, so concurrent writers all land."""
+    """A descriptor to append lines to `path` under a lock, so concurrent writers all land. A file
+    replaced while we waited for its lock (`remove_lb` rewrites it) is opened again."""
+    while True:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+        except OSError as exc:
+            raise RunStateError(f"{path}: cannot record {what}: {exc.strerror or exc}") from None
+        try:
+            with _locked(fd):
+                if _same_file(fd, path):
+                    yield fd
+                    return
+        finally:
+            os.close(fd)
+
+
+def _same_file(fd: int, path: Path) -> bool:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
-    except OSError as exc:
-        raise RunStateError(f"{path}: cannot record {what}: {exc.strerror or exc}") from None
-    try:
-        with _locked(fd):
-            yield fd
-    finally:
-        os.close(fd)
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def _shown(path: Path) -> str:

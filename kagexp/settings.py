@@ -9,6 +9,7 @@ folders inside an experiment (to be copied into its own code snapshots). A secti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -69,6 +70,12 @@ def _globs_inside(value: Any) -> bool:
     )
 
 
+def _dataset_id(value: Any) -> bool:
+    return isinstance(value, str) and DATASET_ID.fullmatch(value) is not None
+
+
+DATASET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*/[a-z0-9][a-z0-9-]{4,48}[a-z0-9]")  # Kaggle: slugs of 6 to 50
+
 TEXT = Field("text", _text)
 TEXT_OR_NULL = Field("text", _text, null=True)
 BOOL = Field("true or false", lambda value: isinstance(value, bool))
@@ -98,6 +105,10 @@ SCHEMA: dict[str, Any] = {
         "job_type": TEXT,
     },
     "git": {"require_clean": BOOL, "branch": TEXT_OR_NULL, "auto_commit": BOOL},
+    "kaggle": {
+        "dataset": Field("a Kaggle dataset id OWNER/SLUG, such as alice/titanic-models", _dataset_id, null=True),
+        "license": TEXT,
+    },
     "slurm": {  # types only: the Slurm launcher checks the values (clusters, least numbers)
         "cluster": TEXT,
         "partition": TEXT_OR_NULL,

@@ -28,7 +28,7 @@ def project(tmp_path_factory):
     again = [sys.executable, "exp/exp001/exp.py", "--only", "1", "--force"]
     assert subprocess.run(again, cwd=root, env={**subprocess_env(), "BONUS": "0.05"}, timeout=60).returncode == 0
     for run, score in (("1/1", "0.27"), ("1/3", "0.25"), ("1/4", "0.3"), ("1/4", "0.31")):
-        assert run_kagexp(root, "lb", run, score).returncode == 0
+        assert run_kagexp(root, "lb", run, score, "--force").returncode == 0
     return root
 
 

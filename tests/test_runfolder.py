@@ -21,7 +21,7 @@ PACKAGE = Path(kagexp.__file__).parent
 def test_only_runfolder_spells_the_run_folder_file_names():
     names = ("meta.json", "summary.json", "metrics.json", "metrics.jsonl", "config_update.yml", "lb.jsonl")
     names += ("error.txt", "log.txt", ".diffs", ".index.json", ".code", "attempts", ".lock")
-    names += ("refs.jsonl", "submissions.jsonl")
+    names += ("refs.jsonl", "submissions.jsonl", "oof.npz", "test.npz")
     spelled: dict[str, list[str]] = {}
     for path in PACKAGE.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
@@ -142,7 +142,7 @@ def test_concurrent_leaderboard_scores_all_land(tmp_path):
     assert run_exp(root).returncode == 0
     calls = [
         subprocess.Popen(
-            [sys.executable, "-m", "kagexp", "lb", "exp001/run001", f"0.{i}"],
+            [sys.executable, "-m", "kagexp", "lb", "exp001/run001", f"0.{i}", "--force"],  # no submission.csv
             cwd=root,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

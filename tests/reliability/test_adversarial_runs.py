@@ -178,7 +178,9 @@ def test_a_read_only_output_folder_is_one_line(tmp_path):
     root = make_project(tmp_path / "proj", runs=depth_runs(1))
     assert run_exp(root).returncode == 0
     assert (
-        subprocess.run([sys.executable, "-m", "kagexp", "lb", "1/1", "0.5"], cwd=root, capture_output=True).returncode
+        subprocess.run(
+            [sys.executable, "-m", "kagexp", "lb", "1/1", "0.5", "--force"], cwd=root, capture_output=True
+        ).returncode
         == 0
     )
     target = root / "data" / "output"
@@ -188,7 +190,7 @@ def test_a_read_only_output_folder_is_one_line(tmp_path):
     try:
         for command in (
             [sys.executable, "exp/exp001/exp.py", "--force"],
-            [sys.executable, "-m", "kagexp", "lb", "1/1", "0.7"],
+            [sys.executable, "-m", "kagexp", "lb", "1/1", "0.7", "--force"],
         ):
             done = subprocess.run(command, cwd=root, capture_output=True, text=True, env=subprocess_env())
             assert done.returncode == 2, (command, done.stderr)

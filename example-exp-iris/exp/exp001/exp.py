@@ -1,11 +1,12 @@
 """exp001: a decision tree on iris; the runs vary its depth."""
 
+import pickle
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # this experiment's own model.py and train.py
 
-from train import cross_validate, load_data, predict  # noqa: E402
+from train import cross_validate, fit, load_data, predict  # noqa: E402
 
 import kagexp  # noqa: E402
 
@@ -33,7 +34,18 @@ def run(cfg, ctx):
     cv, cv_std = cross_validate(cfg, ctx, train, features)
     ctx.log({"cv": cv, "cv_std": cv_std})
     print(f"CV accuracy {cv:.4f} ± {cv_std:.4f} over {cfg.cv.n_splits} folds")
-    ctx.save_submission(predict(cfg, train, test, features))
+    model = fit(cfg, train, features)
+    with open(ctx.path("model.pkl"), "wb") as f:
+        pickle.dump(model, f)
+    ctx.save_submission(predict(model, test, features))
+
+
+def infer(cfg, ctx):
+    """The offline Kaggle kernel (kagexp pack): predict the test set with the model the run saved."""
+    _, test, features = load_data(cfg)
+    with open(ctx.artifact("model.pkl"), "rb") as f:
+        model = pickle.load(f)
+    ctx.save_submission(predict(model, test, features))
 
 
 if __name__ == "__main__":

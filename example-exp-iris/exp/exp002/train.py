@@ -34,7 +34,12 @@ def cross_validate(cfg, ctx, train, features):
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def predict(cfg, train, test, features):
+def fit(cfg, train, features):
+    """The model fitted on the whole train set: what the submission is predicted with."""
     model = build_model(cfg.model, cfg.seed)
     model.fit(train[features], train["target"])
+    return model
+
+
+def predict(model, test, features):
     return pd.DataFrame({"id": test["id"].to_numpy(), "target": model.predict(test[features])})

@@ -85,6 +85,17 @@ def train_folds(cfg, ctx, metric, train, test, features):
     return oof_table, submission, float(score_fn(y, _as(kind, oof)))
 
 
+def infer_folds(cfg, metric, model_paths, test, features):
+    """The submission from the saved fold models: their test predictions averaged in fold order, as in training."""
+    task = task_of(metric)
+    test_pred = np.zeros(len(test))
+    for path in model_paths:
+        with open(path, "rb") as f:
+            test_pred += _predict(pickle.load(f), test[features], task) / len(model_paths)
+    target = _as(METRICS[metric][1], test_pred)
+    return pd.DataFrame({cfg.data.id: test[cfg.data.id].to_numpy(), cfg.data.target: target})
+
+
 def _predict(model, x, task):
     """The probability of class 1 for classification (averaged over folds, then thresholded), else the value."""
     return model.predict_proba(x)[:, 1] if task == "classification" else model.predict(x)

@@ -61,10 +61,15 @@ def cross_validate(cfg, ctx, metric, train, features):
     return float(np.mean(scores)), float(np.std(scores))
 
 
-def predict(cfg, metric, train, test, features):
-    """Fit on the whole train set; the submission holds probabilities for auc and logloss, else predictions."""
+def fit(cfg, metric, train, features):
+    """The model fitted on the whole train set: what the submission is predicted with."""
     model = build_model(cfg.model, task_of(metric), cfg.seed)
     model.fit(train[features], train["target"])
+    return model
+
+
+def predict(model, metric, test, features):
+    """The submission: probabilities for auc and logloss, else predictions."""
     if metric in PROBABILITIES:
         target = model.predict_proba(test[features])[:, 1]
     else:

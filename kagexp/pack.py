@@ -1,0 +1,198 @@
+"""`kagexp pack`: done runs as a Kaggle dataset plus an offline inference kernel.
+
+The pack is built in a temporary folder beside its destination and renamed into place at the end,
+so a failure leaves nothing behind; each packed run then records a reference to the pack, so that
+`kagexp gc` keeps its files. The folder's layout is `kagexp.packformat`'s.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from kagexp import files, packformat, runfolder, wheels
+from kagexp.diskuse import tree_size
+from kagexp.errors import ConfigError, NotFoundError, RunStateError, TargetExistsError, UsageError
+from kagexp.project import Project
+from kagexp.records import RunRecord, find_run
+from kagexp.settings import DATASET_ID
+
+KERNEL_SCRIPT = '''"""Inference kernel for {run}, written by `kagexp pack`: the internet is off, everything comes
+from the dataset {dataset}: its wheels are installed offline, then the run's own infer(cfg, ctx) runs."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RUN = "{run}"
+DATASET = "{slug}"
+INPUT = Path(os.environ.get("KAGEXP_KAGGLE_INPUT") or "/kaggle/input")
+
+places = (f"{{DATASET}}/{manifest}", f"*/*/{{DATASET}}/{manifest}", "*/{manifest}")  # where Kaggle mounts it
+pack = next(path.parent for place in places for path in sorted(INPUT.glob(place)))
+wheels = sorted(str(p) for p in (pack / "{wheels}").glob("*.whl"))
+pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-deps", "--force-reinstall"]
+subprocess.check_call([*pip, *wheels])
+
+import kagexp.kaggle  # noqa: E402  (installed just above)
+
+kagexp.kaggle.infer(RUN)
+'''
+
+
+@dataclass
+class Packing:
+    """One `kagexp pack` call: which runs, where, as which dataset, with which files."""
+
+    project: Project
+    run_ids: list[str]
+    out: Path | None = None
+    dataset: str | None = None
+    artifacts: list[str] = field(default_factory=list)  # glob patterns; empty: every saved file
+    requirements: list[str] = field(default_factory=list)  # for `pip download`
+
+    @cached_property
+    def records(self) -> list[RunRecord]:
+        if not self.run_ids:
+            raise UsageError("name at least one run to pack, e.g. kagexp pack exp003/run002")
+        records = [find_run(self.project, run) for run in self.run_ids]
+        for record in records:
+            if record.status != "done":
+                raise RunStateError(f"{record.id} is {record.status}, not done; only done runs can be packed")
+        return records
+
+    @cached_property
+    def dataset_id(self) -> str:
+        dataset = self.dataset or self.project.settings["kaggle"]["dataset"]
+        if not dataset:
+            raise ConfigError("no Kaggle dataset id: pass --dataset OWNER/SLUG or set kaggle.dataset in kagexp.yml")
+        if not DATASET_ID.fullmatch(dataset):
+            raise ConfigError(
+                f"{dataset!r} is not a Kaggle dataset id: OWNER/SLUG, the slug 6 to 50 lowercase letters, digits or -"
+            )
+        return dataset
+
+    @cached_property
+    def destination(self) -> Path:
+        out = self.out or self.project.inside(self.project.settings["output_dir"], "output_dir") / "packs"
+        out = out if self.out else out / self.dataset_id.split("/")[1]
+        if os.path.lexists(out):
+            raise TargetExistsError(f"{out} exists; pack into another folder with -o DIR, or move it away")
+        return out
+
+    def build(self) -> Path:
+        """Write the pack into a temporary folder, then rename it into place and mark the runs."""
+        records, out = self.records, self.destination
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.packing-{os.getpid()}")
+        try:
+            tmp.mkdir()
+            code = {record.id: self._copy_run(record, tmp) for record in records}
+            self._write_wheels(tmp)
+            self._write_metadata(tmp, code)
+            os.rename(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for record in records:
+            record.run_folder.add_ref(f"pack:{_shown(out, self.project.root)}", "pack")
+        return out
+
+    def _copy_run(self, record: RunRecord, tmp: Path) -> str:
+        """The run's recorded config and meta, its chosen artifacts, and its code snapshot."""
+        folder = record.run_folder
+        target = packformat.run_dir(tmp, record.id)
+        for name in [*runfolder.PACKED_RECORDS, *self._chosen(record)]:
+            if folder.file(name).is_file():
+                (target / name).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(folder.file(name), target / name)
+        code_hash = record.meta.get("code_hash")
+        snapshot = runfolder.code_dir(self.project.output_dir(record.exp), code_hash)
+        if snapshot is None:
+            raise NotFoundError(f"{record.id}: its code snapshot is missing; run it again to pack it")
+        destination = packformat.code_dir(tmp, record.id, code_hash)
+        if not destination.exists():
+            shutil.copytree(snapshot, destination)
+        return code_hash
+
+    def _chosen(self, record: RunRecord) -> list[str]:
+        saved = record.run_folder.saved_files()
+        if not self.artifacts:
+            return saved
+        chosen = [name for name in saved if any(fnmatch.fnmatch(name, p) for p in self.artifacts)]
+        if not chosen:
+            raise NotFoundError(f"{record.id}: no saved file matches {', '.join(self.artifacts)} (saved: {saved})")
+        return chosen
+
+    def _write_wheels(self, tmp: Path) -> None:
+        dest = tmp / packformat.WHEELS
+        dest.mkdir()
+        wheels.kagexp_wheel(dest)
+        wheels.download(self.requirements, dest)
+
+    def _write_metadata(self, tmp: Path, code: dict[str, str]) -> None:
+        dataset, competition = self.dataset_id, self.project.settings.get("competition")
+        slug = dataset.split("/")[1]
+        kernel_run = self.records[0].id
+        manifest = packformat.Manifest(dataset, competition, list(code), kernel_run, code)
+        files.write_json(tmp / packformat.MANIFEST, manifest.to_json())
+        license_name = self.project.settings["kaggle"]["license"]
+        metadata = {"id": dataset, "title": slug, "licenses": [{"name": license_name}]}
+        files.write_json(tmp / packformat.DATASET_METADATA, metadata)
+        kernel = tmp / packformat.KERNEL
+        kernel.mkdir()
+        files.write_json(kernel / packformat.KERNEL_METADATA, self._kernel_metadata(slug, competition))
+        script = KERNEL_SCRIPT.format(
+            run=kernel_run, dataset=dataset, slug=slug, manifest=packformat.MANIFEST, wheels=packformat.WHEELS
+        )
+        files.write_text(kernel / packformat.KERNEL_SCRIPT, script)
+
+    def _kernel_metadata(self, slug: str, competition: str | None) -> dict:
+        owner = self.dataset_id.split("/")[0]
+        return {
+            "id": f"{owner}/{slug}-infer",
+            "title": f"{slug} infer",
+            "code_file": packformat.KERNEL_SCRIPT,
+            "language": "python",
+            "kernel_type": "script",
+            "is_private": True,
+            "enable_gpu": any(record.meta.get("gpus") for record in self.records),
+            "enable_tpu": False,
+            "enable_internet": False,
+            "dataset_sources": [self.dataset_id],
+            "competition_sources": [competition] if competition else [],
+            "kernel_sources": [],
+        }
+
+
+@dataclass(frozen=True)
+class Packed:
+    path: Path
+    runs: list[str]
+    size: int  # bytes, the dataset's files
+
+
+def pack(
+    project: Project,
+    run_ids: list[str],
+    out: Path | None = None,
+    dataset: str | None = None,
+    artifacts: list[str] | None = None,
+    requirements: list[str] | None = None,
+) -> Packed:
+    """Pack done runs (see `Packing`); returns where, which runs and how large."""
+    packing = Packing(project, run_ids, out, dataset, artifacts or [], requirements or [])
+    path = packing.build()
+    return Packed(path, [r.id for r in packing.records], tree_size(path))
+
+
+def _shown(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
