@@ -71,7 +71,8 @@ def _lb_lines(history: list[dict], cv: object, metric: str | None) -> list[str]:
     for entry in history:
         when = str(entry.get("time") or "")[:19].replace("T", " ")
         note = f"  {entry['note']}" if entry.get("note") else ""
-        lines.append(f"  {_value(entry['score'])}  {when}{note}".rstrip())
+        private = f" (private {_value(entry['private'])})" if entry.get("private") is not None else ""
+        lines.append(f"  {_value(entry['score'])}{private}  {when}{note}".rstrip())
     return lines
 
 

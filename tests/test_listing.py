@@ -9,6 +9,7 @@ from helpers import make_project, out_dir, run_exp, run_kagexp, subprocess_env
 
 import kagexp
 from kagexp import results
+from kagexp.runfolder import RunFolder
 
 BODY = """\
 if cfg.model.params.max_depth == 2:
@@ -135,3 +136,10 @@ def test_load_history_has_integer_steps_and_clean_times(project):
     assert str(history["time"].dt.tz) == "UTC"
     times = [json.loads(line)["_time"] for line in (out_dir(project) / "run003/metrics.jsonl").read_text().splitlines()]
     assert [round(t.timestamp(), 3) for t in history["time"]] == times
+
+
+def test_show_prints_the_private_score_kaggle_gave(project):
+    RunFolder(out_dir(project) / "run003").append_lb(0.26, "fetched", private=0.255)
+    lines = run_kagexp(project, "show", "exp001/run003").stdout.splitlines()
+    at = lines.index("leaderboard: cv 0.3 | LB 0.26 (latest of 2)")
+    assert lines[at + 2].startswith("  0.26 (private 0.255)  ") and lines[at + 2].endswith("  fetched")
