@@ -108,7 +108,7 @@ _WHERE_HELP = (
 
 
 @dataclass(frozen=True)
-class Either:
+class Joined:
     """Conditions joined by `or` (`any`) or by `and` (`all`)."""
 
     join: str
@@ -119,21 +119,34 @@ class Either:
         return test(part.matches(record) for part in self.parts)
 
 
-def conditions(expr: Condition | Either) -> list[Condition]:
+def conditions(expr: Condition | Joined) -> list[Condition]:
     """Every comparison in an expression, for the checks made before filtering."""
     if isinstance(expr, Condition):
         return [expr]
     return [c for part in expr.parts for c in conditions(part)]
 
 
-def parse_where(text: str) -> Condition | Either:
+def parse_where(text: str) -> Condition | Joined:
     """`KEY OP VALUE` joined by `and`, `or` (which binds looser) and parentheses; values are YAML
     scalars (`3`, `1e-3`, `true`, `'adam'`). A small recursive-descent parser: nothing is evaluated."""
     tokens = _tokens(text)
+    if _depth(tokens) > MAX_NESTING:
+        raise ConfigError(f"--where: parentheses nested more than {MAX_NESTING} deep; {_WHERE_HELP}")
     expr, rest = _parse_or(tokens, text)
     if rest:
         raise ConfigError(f"--where: unexpected {rest[0][1]!r} in {text.strip()!r}; {_WHERE_HELP}")
     return expr
+
+
+MAX_NESTING = 32  # the parser recurses once per level: a hostile `((((…` must be an error, not a crash
+
+
+def _depth(tokens: list[tuple[str, str]]) -> int:
+    depth = deepest = 0
+    for token in tokens:
+        depth += {("paren", "("): 1, ("paren", ")"): -1}.get(token, 0)
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -149,7 +162,7 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     return tokens
 
 
-def _parse_or(tokens: list, text: str) -> tuple[Condition | Either, list]:
+def _parse_or(tokens: list, text: str) -> tuple[Condition | Joined, list]:
     part, rest = _parse_and(tokens, text)
     parts = [part]
     while rest and rest[0] == ("word", "or"):
@@ -158,7 +171,7 @@ def _parse_or(tokens: list, text: str) -> tuple[Condition | Either, list]:
     return _joined("or", parts), rest
 
 
-def _parse_and(tokens: list, text: str) -> tuple[Condition | Either, list]:
+def _parse_and(tokens: list, text: str) -> tuple[Condition | Joined, list]:
     part, rest = _parse_atom(tokens, text)
     parts = [part]
     while rest and rest[0] == ("word", "and"):
@@ -167,11 +180,11 @@ def _parse_and(tokens: list, text: str) -> tuple[Condition | Either, list]:
     return _joined("and", parts), rest
 
 
-def _joined(join: str, parts: list) -> Condition | Either:
-    return parts[0] if len(parts) == 1 else Either(join, tuple(parts))
+def _joined(join: str, parts: list) -> Condition | Joined:
+    return parts[0] if len(parts) == 1 else Joined(join, tuple(parts))
 
 
-def _parse_atom(tokens: list, text: str) -> tuple[Condition | Either, list]:
+def _parse_atom(tokens: list, text: str) -> tuple[Condition | Joined, list]:
     if not tokens:
         raise ConfigError(f"--where: {text.strip()!r} ends too early; {_WHERE_HELP}")
     kind, value = tokens[0]

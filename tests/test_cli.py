@@ -120,6 +120,7 @@ def test_runs_markdown_and_table(project):
         ("(cv>0.1 or cv<0.3", "--where: a `(` is not closed in '(cv>0.1 or cv<0.3'"),
         ("cv>0.1 or", "--where: 'cv>0.1 or' ends too early"),
         ("cv>0.1) and (cv<2", "--where: unexpected ')' in 'cv>0.1) and (cv<2'"),
+        ("(" * 400 + "cv>0.1" + ")" * 400, "--where: parentheses nested more than 32 deep"),
         ("model.name == two words", "--where: cannot parse"),
         ("__import__('os')", "--where: cannot parse"),
     ],
