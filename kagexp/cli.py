@@ -16,9 +16,9 @@ import click
 
 from kagexp import __version__, tables
 from kagexp.errors import quiet_stdout, run_command
+from kagexp.listing import STATUSES
 
 FORMATS = click.Choice(tables.FORMATS)
-STATUSES = ["done", "partial", "failed", "interrupted", "running", "stale", "unknown", "corrupt"]
 
 
 def _color() -> bool:
@@ -226,50 +226,59 @@ def _colored(line: str) -> str:
 @cli.command(name="ls")
 @click.option("--format", "fmt", type=FORMATS, default="table", help="Output format.")
 def ls_(fmt: str) -> None:
-    """List experiments: parent, runs done/failed/running/stale, best metric, code changed, note.
+    """List experiments: parent, runs by status, best metric and its run, code changed, note.
 
     \b
     Example:
-      kagexp ls --format md
+      kagexp ls --format json
     """
-    from kagexp.results import summarize, summary_rows
+    from kagexp.results import experiments_overview, summary_rows
 
     project = _project()
-    columns, rows = summary_rows(summarize(project), project.settings["metric"]["name"])
-    _print_table(columns, rows, fmt)
+    overview = experiments_overview(project)
+    _warn(overview.warnings)
+    _print_table(*summary_rows(overview.summaries, project.settings["metric"]["name"]), fmt)
+
+
+def _warn(warnings: list[str]) -> None:
+    for warning in warnings:
+        click.echo(warning, err=True)
 
 
 @cli.command()
 @click.argument("exps", nargs=-1)
-@click.option("--status", type=click.Choice(STATUSES), help="Only runs with this status.")
-@click.option("--where", metavar="EXPR", help="Filter, e.g. 'model.params.max_depth>=2 and cv>0.9'.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    metavar="STATUS[,STATUS…]",
+    help=f"Only runs with these statuses, repeated or comma-separated ({', '.join(STATUSES)}).",
+)
+@click.option("--where", metavar="EXPR", help="Filter, e.g. 'model.params.max_depth>=2 and (cv>0.9 or lb>0.9)'.")
 @click.option("--sort", "sort_key", metavar="KEY", help="Sort by a key or metric; -KEY for descending.")
 @click.option("--limit", type=click.IntRange(min=0), help="Show at most N runs.")
-@click.option("--format", "fmt", type=FORMATS, default="table", help="Output format.")
-@click.option("--all-keys", is_flag=True, help="Show every config key, not only those that vary.")
-def runs(exps, status, where, sort_key, limit, fmt, all_keys) -> None:
-    """List runs: one row each, with the config keys that vary, metrics and status.
+@click.option("--format", "fmt", type=FORMATS, default="table", help="Output format (csv, json: every key, in full).")
+@click.option("--all-keys", is_flag=True, help="Show every config key, not only those that vary (always in csv, json).")
+def runs(exps, statuses, where, sort_key, limit, fmt, all_keys) -> None:
+    """List runs: one row each, with the config keys that vary, metrics (the project's first, LB
+    beside it) and status; under a table, the CV–LB rank correlation.
 
     \b
     Example:
       kagexp runs exp001 exp002 --where 'cv>0.9' --sort -cv --format csv
+      kagexp runs --status failed,interrupted
     """
-    from kagexp import results
-    from kagexp.records import scan
+    from kagexp.listing import list_runs
 
-    if where:
-        results.parse_where(where)  # a typo is an error before any folder is read
-    records = scan(_project(), list(exps) or None)
-    if status:
-        records = [r for r in records if r.status == status]
-    records = results.sort(results.where(records, where), sort_key)
-    if limit is not None:
-        records = records[:limit]
-    columns, rows = results.table(records, all_keys)
-    if not rows and fmt == "table":
-        click.echo("no runs match" if exps or status or where else "no runs yet", err=True)
+    listed = list_runs(_project(), list(exps), statuses, where, sort_key, limit, all_keys or fmt in tables.MACHINE)
+    _warn(listed.warnings)
+    if not listed.rows and fmt == "table":
+        click.echo("no runs match" if exps or statuses or where else "no runs yet", err=True)
         return
-    _print_table(columns, rows, fmt)
+    _print_table(listed.columns, listed.rows, fmt)
+    line = listed.cv_lb() if fmt == "table" else None
+    if line:
+        click.echo(line)
 
 
 @cli.command()
@@ -284,27 +293,52 @@ def show(run_id: str) -> None:
     from kagexp.records import find_run
     from kagexp.views import record_text
 
-    click.echo("\n".join(record_text(find_run(_project(), run_id))))
+    project = _project()
+    click.echo("\n".join(record_text(find_run(project, run_id), project.settings["metric"]["name"])))
 
 
 @cli.command()
 @click.argument("exp", required=False)
 @click.option("--all", "everything", is_flag=True, help="The project's RESULTS.md: one row per experiment.")
-def report(exp: str | None, everything: bool) -> None:
+@click.option(
+    "--diary", is_flag=True, help="The project's DIARY.md: each experiment as it ran, base, best so far, time."
+)
+def report(exp: str | None, everything: bool, diary: bool) -> None:
     """Write RESULTS.md (runs table, best run, config changes, CV vs LB, plots) for an experiment.
 
     \b
     Example:
       kagexp report exp002
       kagexp report --all
+      kagexp report --diary
     """
-    from kagexp.report import report_experiment, report_project
+    from kagexp import report as reports
 
-    if not exp and not everything:
-        raise click.UsageError("name an experiment, or pass --all for the whole project")
+    if sum((bool(exp), everything, diary)) != 1:
+        raise click.UsageError("name an experiment, or pass --all for the whole project, or --diary")
     project = _project()
-    path = report_project(project) if everything else report_experiment(project, exp)
-    click.echo(f"wrote {path.relative_to(project.root)}")
+    if diary:
+        written = reports.report_diary(project)
+    else:
+        written = reports.report_project(project) if everything else reports.report_experiment(project, exp)
+    _warn(written.warnings)
+    click.echo(f"wrote {written.path.relative_to(project.root)}")
+
+
+@cli.command()
+@click.option("--format", "fmt", type=FORMATS, default="table", help="Output format.")
+def tree(fmt: str) -> None:
+    """The experiment lineage (`kagexp new --from`): each experiment's best metric, its change
+    against its parent, its runs and their compute time, and its note.
+
+    \b
+    Example:
+      kagexp tree
+      kagexp tree --format json
+    """
+    from kagexp.lineage import lineage, tree_table
+
+    _print_table(*tree_table(lineage(_project()), machine=fmt in tables.MACHINE), fmt)
 
 
 @cli.command()

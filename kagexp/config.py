@@ -452,7 +452,8 @@ def kind(value: Any) -> str:
 
 
 def _describe(value: Any) -> str:
-    return kind(value) + ("" if isinstance(value, (dict, list)) else f" ({value!r})")
+    """`a boolean (true)`: the value spelled as YAML, as the user wrote it."""
+    return kind(value) + ("" if isinstance(value, (dict, list)) else f" ({yaml_text(value)})")
 
 
 def did_you_mean(name: str, candidates: list[str]) -> str:

@@ -54,7 +54,8 @@ def load_runs(
 
 
 def load_history(run: str, root: str | Path | None = None) -> pandas.DataFrame:
-    """Every `ctx.log` call of a run: columns step, time, then the metrics."""
+    """Every `ctx.log` call of a run: columns step (integers; <NA> for a call without one), time
+    (UTC, to the millisecond it was recorded at), then the metrics."""
     pd = _pandas()
     record = find_run(load_project(Path(root) if root else None), run)
     rows = [
@@ -62,5 +63,13 @@ def load_history(run: str, root: str | Path | None = None) -> pandas.DataFrame:
         for entry in record.run_folder.history()
     ]
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys(k for r in [{"step": 0, "time": 0}, *rows] for k in r)))
-    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True)
+    frame["step"] = pd.array([_step(s) for s in frame["step"]], dtype="Int64")
+    frame["time"] = pd.to_datetime(frame["time"], unit="s", utc=True).dt.round("ms")
     return frame
+
+
+def _step(value: Any) -> int | None:
+    """A logged step as an integer (a float one such as 3.0 too); anything else is missing."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return int(value) if float(value).is_integer() else None

@@ -24,8 +24,16 @@ from kagexp import config, files
 from kagexp.errors import NotFoundError, TargetExistsError, TemplateError
 from kagexp.leaderboard import correlation, cv_lb_pairs
 from kagexp.project import Project
-from kagexp.records import RunRecord, scan
-from kagexp.results import best_run, summarize, summary_rows, table, varying_keys
+from kagexp.records import RunRecord, all_experiments, scan
+from kagexp.results import (
+    best_run,
+    missing_metric,
+    rank_correlation,
+    summarize,
+    summary_rows,
+    table,
+    varying_keys,
+)
 from kagexp.runfolder import RunFolder
 from kagexp.tables import cell, render
 
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
 
 TEMPLATES = Path(__file__).parent / "templates" / "report"
 REPORT_FILE = "RESULTS.md"
+DIARY_FILE = "DIARY.md"
 PLOTS_DIR = "results"
 # The PNG text chunk that marks a plot as the report's own: only such files are ever deleted.
 SOFTWARE = "kagexp report"
@@ -56,8 +65,16 @@ class Best:
     value: str
 
 
-def report_experiment(project: Project, exp: str) -> Path:
-    """Write `exp/EXP/RESULTS.md` and its plots under `exp/EXP/results/`; returns the report's path."""
+@dataclass(frozen=True)
+class Written:
+    """A report written: its path, and what the command should warn about."""
+
+    path: Path
+    warnings: list[str]
+
+
+def report_experiment(project: Project, exp: str) -> Written:
+    """Write `exp/EXP/RESULTS.md` and its plots under `exp/EXP/results/`."""
     name = project.find_exp(exp)
     exp_dir = project.exp_dir(name)
     if not exp_dir.is_dir():
@@ -67,7 +84,7 @@ def report_experiment(project: Project, exp: str) -> Path:
     metric, direction = project.settings["metric"]["name"], project.settings["metric"]["direction"]
     lineage = project.lineage(name)
     pairs = cv_lb_pairs(records, metric)
-    columns, rows = table(records)
+    columns, rows = table(records, metric=metric)
     context = {
         "exp": name,
         "note": lineage.get("note"),
@@ -79,19 +96,19 @@ def report_experiment(project: Project, exp: str) -> Path:
         "direction": direction,
         "best": _best(records, metric, direction),
         "config_changes": _config_changes(project, lineage.get("parent"), exp_dir),
-        "cv_lb": pairs,
-        "correlation": correlation([(cv, lb) for _, cv, lb in pairs]),
+        **_cv_lb_context(pairs, metric),
         **_plots(lambda plt: _experiment_plots(plt, records, metric, pairs)),
     }
-    return _write(project, exp_dir, _render(template, context), context["plots"])
+    path = _write(project, exp_dir, _render(template, context), context["plots"])
+    return Written(path, _warnings(records, metric))
 
 
-def report_project(project: Project) -> Path:
+def report_project(project: Project) -> Written:
     """Write the project's `RESULTS.md`: one row per experiment, the metric across experiments."""
     template = _template(project, "project.md.j2", "report-all.md.j2")
     metric, direction = project.settings["metric"]["name"], project.settings["metric"]["direction"]
-    summaries = summarize(project)
-    records = scan(project)
+    records = scan(project, all_experiments(project))
+    summaries = summarize(project, records)
     pairs = cv_lb_pairs(records, metric)
     columns, rows = summary_rows(summaries, metric)
     best = [(s.name, s.best) for s in summaries if s.best is not None]
@@ -102,11 +119,48 @@ def report_project(project: Project) -> Path:
         "metric": metric,
         "direction": direction,
         "best": _best(records, metric, direction),
-        "cv_lb": pairs,
-        "correlation": correlation([(cv, lb) for _, cv, lb in pairs]),
+        **_cv_lb_context(pairs, metric),
         **_plots(lambda plt: _project_plots(plt, best, metric, pairs)),
     }
-    return _write(project, project.root, _render(template, context), context["plots"])
+    path = _write(project, project.root, _render(template, context), context["plots"])
+    return Written(path, _warnings(records, metric))
+
+
+def report_diary(project: Project) -> Written:
+    """Write the project's `DIARY.md`: each experiment in the order it ran, with its base, its best,
+    the best so far and the time spent, like a hand-kept competition README; from the run folders."""
+    from kagexp.lineage import diary, lineage
+
+    template = _template(project, "diary.md.j2", DIARY_FILE + ".j2")
+    records = scan(project, all_experiments(project))
+    lin = lineage(project, records)
+    context = {
+        "project": project.settings.get("name") or project.root.name,
+        "metric": lin.metric,
+        "direction": lin.direction,
+        "entries": diary(lin),
+    }
+    path = project.root / DIARY_FILE
+    text = _render(template, context)
+    _check_target(project, path)
+    files.write_text(path, text)
+    return Written(path, _warnings(records, lin.metric))
+
+
+def _cv_lb_context(pairs: list[tuple[str, float, float]], metric: str | None) -> dict:
+    """CV and LB side by side (a markdown table), with Spearman's rank correlation and Pearson's."""
+    rows = [[run, cv, lb] for run, cv, lb in pairs]
+    return {
+        "cv_lb": pairs,
+        "cv_lb_table": render(["run", f"CV ({metric})", "LB"], rows, "md") if pairs else "",
+        "correlation": correlation([(cv, lb) for _, cv, lb in pairs]),
+        "rank_correlation": rank_correlation(pairs),
+    }
+
+
+def _warnings(records: list[RunRecord], metric: str | None) -> list[str]:
+    warning = missing_metric(records, metric)
+    return [warning] if warning else []
 
 
 def _counts(records: list[RunRecord]) -> str:
@@ -191,7 +245,8 @@ def _template_line(exc: BaseException, filename: str) -> int | None:
 
 def _write(project: Project, folder: Path, text: str, plots: list[Plot]) -> Path:
     """Write what was rendered in memory: the plots, then RESULTS.md; then delete the plots an
-    earlier report made that this one no longer links. Every target is checked before the first write."""
+    earlier report made that neither this one nor any other page of the project links (a README
+    or a note that shows a plot keeps it). Every target is checked before the first write."""
     report, plots_dir = folder / REPORT_FILE, folder / PLOTS_DIR
     _check_target(project, report)
     if plots:
@@ -201,7 +256,8 @@ def _write(project: Project, folder: Path, text: str, plots: list[Plot]) -> Path
         plots_dir.mkdir(exist_ok=True)
     for plot in plots:
         files.write_bytes(folder / plot.path, plot.data)
-    _remove_stale_plots(plots_dir, {Path(plot.path).name for plot in plots})
+    linked = {Path(plot.path).name for plot in plots} | _linked_elsewhere(project, report, plots_dir)
+    _remove_stale_plots(plots_dir, linked)
     files.write_text(report, text)
     return report
 
@@ -222,6 +278,25 @@ def _check_plots_dir(project: Project, path: Path) -> None:
         raise TargetExistsError(
             f"{_relative(project, path)}: is {_kind(mode)}, where the report keeps its plots in a folder; move it away"
         )
+
+
+_LINK = re.compile(r"""\]\(\s*<?([^)\s>]+)|\bsrc\s*=\s*["']([^"']+)""")
+
+
+def _linked_elsewhere(project: Project, report: Path, plots_dir: Path) -> set[str]:
+    """Names of files in `plots_dir` that a markdown page of the project links: its own pages at
+    the root and in the experiment folders, the report being replaced aside."""
+    pages = [*project.root.glob("*.md"), *project.exp_root.glob("*/*.md")]
+    names = set()
+    for page in pages:
+        if page == report or not page.is_file():
+            continue
+        text = (files.read_regular(page) or b"").decode("utf-8", "replace")
+        for match in _LINK.finditer(text):
+            target = (page.parent / (match.group(1) or match.group(2)).split("#")[0]).resolve()
+            if target.parent == plots_dir.resolve():
+                names.add(target.name)
+    return names
 
 
 def _remove_stale_plots(plots_dir: Path, linked: set[str]) -> None:
@@ -295,80 +370,167 @@ def _experiment_plots(plt, records: list[RunRecord], metric: str | None, pairs) 
     scored = [r for r in records if metric and _number(r.metrics.get(metric))]
     plots = []
     if scored:
-        fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(scored) + 2), 3.2))
-        ax.bar([r.run for r in scored], [r.metrics[metric] for r in scored], color="tab:blue")
-        ax.set_ylabel(metric)
-        ax.tick_params(axis="x", rotation=45)
-        fig.tight_layout()
+        fig = per_run_figure(plt, [(r.run, r.metrics[metric]) for r in scored], metric)
         plots.append(_save(plt, fig, f"{_slug(metric)}_per_run.png", f"{metric} per run"))
     for key in varying_keys(scored):
         points = [(r.config[key], r.metrics[metric]) for r in scored if _number(r.config.get(key))]
         if len(points) < 2:
             continue
-        fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        ax.scatter([x for x, _ in points], [y for _, y in points], color="tab:blue")
-        ax.set_xlabel(key)
-        ax.set_ylabel(metric)
-        fig.tight_layout()
+        fig = against_key_figure(plt, points, key, metric)
         plots.append(_save(plt, fig, f"{_slug(metric)}_vs_{_slug(key)}.png", f"{metric} against {key}"))
     plots.extend(_history_plots(plt, records))
     if len(pairs) >= 2:
-        plots.append(_cv_lb_plot(plt, pairs, metric))
+        plots.append(_save(plt, cv_lb_figure(plt, pairs, metric), "cv_vs_lb.png", "CV against public LB"))
     return plots
 
 
+def _zoomed(ax, values: list[float]) -> None:
+    """The value axis fitted to the data with a margin, never stretched to 0; plain tick labels
+    (`0.9925`, not an offset `+9.9e-1`)."""
+    low, high = min(values), max(values)
+    pad = (high - low) * 0.15 or abs(high) * 0.01 or 0.01
+    ax.set_ylim(low - pad, high + pad)
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def per_run_figure(plt, points: list[tuple[str, float]], metric: str | None):
+    """A metric per run as points on an axis zoomed to the data (0.988 and 0.995 look different),
+    the best run marked."""
+    fig, ax = plt.subplots(figsize=(max(4, 0.45 * len(points) + 2), 3.2))
+    ax.plot([run for run, _ in points], [value for _, value in points], "o", color="tab:blue")
+    ax.margins(x=0.5 / max(len(points), 1))  # half a slot beside the first and last point
+    _zoomed(ax, [value for _, value in points])
+    ax.set_ylabel(metric or "metric")
+    _readable_x(ax, rotation=45)
+    fig.tight_layout()
+    return fig
+
+
+def against_key_figure(plt, points: list[tuple[float, float]], key: str, metric: str | None):
+    """A metric against a numeric config key; a log axis when the key's values span two decades or more."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    xs = [x for x, _ in points]
+    ax.plot(xs, [y for _, y in points], "o", color="tab:blue")
+    if min(xs) > 0 and max(xs) / min(xs) >= 100:
+        ax.set_xscale("log")
+    _zoomed(ax, [y for _, y in points])
+    ax.set_xlabel(key)
+    ax.set_ylabel(metric or "metric")
+    fig.tight_layout()
+    return fig
+
+
 def _history_plots(plt, records: list[RunRecord]) -> list[Plot]:
-    """One figure per metric logged at several steps, one line per run."""
+    """One figure per metric logged several times: per-fold scores as a box and points per run,
+    other histories as a line per run over the steps."""
     histories = {r.run: _history(r.path) for r in records}
     names = sorted({k for h in histories.values() for k, points in h.items() if len(points) >= 2})
     plots = []
     for name in names:
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        for run, history in histories.items():
-            points = history.get(name, [])
-            if len(points) >= 2:
-                ax.plot([s for s, _ in points], [v for _, v in points], marker="o", label=run)
-        ax.set_xlabel("step")
-        ax.set_ylabel(name)
-        ax.legend(fontsize="small")
-        fig.tight_layout()
-        plots.append(_save(plt, fig, f"history_{_slug(name)}.png", f"{name} by step"))
+        series = {run: h[name] for run, h in histories.items() if len(h.get(name, [])) >= 2}
+        if _per_fold(name, series):
+            fig = folds_figure(plt, {run: [v for _, v, _ in points] for run, points in series.items()}, name)
+            plots.append(_save(plt, fig, f"folds_{_slug(name)}.png", f"{name} per fold, by run"))
+        else:
+            steps = {run: [(step, v) for step, v, _ in points] for run, points in series.items()}
+            plots.append(_save(plt, history_figure(plt, steps, name), f"history_{_slug(name)}.png", f"{name} by step"))
     return plots
 
 
-def _history(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
-    series: dict[str, list[tuple[float, float]]] = {}
-    for entry in RunFolder(run_dir).history():
-        step = entry.get("_step")
-        if _number(step):
-            for key, value in entry.items():
-                if not key.startswith("_") and _number(value):
-                    series.setdefault(key, []).append((step, value))
+def _per_fold(name: str, series: dict[str, list[tuple[float, float, bool]]]) -> bool:
+    """A metric logged once per fold, not over time: named so (`fold_auc`), or logged with a fold."""
+    return "fold" in name.lower() or any(folded for points in series.values() for _, _, folded in points)
+
+
+def folds_figure(plt, scores: dict[str, list[float]], name: str):
+    """Per-fold scores as a box per run with the folds as points: folds are not time steps."""
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * len(scores) + 2), 3.2))
+    runs = list(scores)
+    ax.boxplot([scores[run] for run in runs], positions=range(len(runs)), widths=0.5, showfliers=False)
+    for i, run in enumerate(runs):
+        values = scores[run]
+        offsets = [(j - (len(values) - 1) / 2) * 0.06 for j in range(len(values))]
+        ax.plot([i + o for o in offsets], values, "o", color="tab:blue", alpha=0.7, markersize=4)
+    ax.set_xticks(range(len(runs)), runs)
+    _zoomed(ax, [v for values in scores.values() for v in values])
+    ax.set_ylabel(name)
+    _readable_x(ax, rotation=45)
+    fig.tight_layout()
+    return fig
+
+
+def history_figure(plt, series: dict[str, list[tuple[float, float]]], name: str):
+    """A metric over the steps it was logged at, one line per run."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for run, points in series.items():
+        ax.plot([s for s, _ in points], [v for _, v in points], marker="o", markersize=3, label=run)
+    ax.set_xlabel("step")
+    ax.set_ylabel(name)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def _history(run_dir: Path) -> dict[str, list[tuple[float, float, bool]]]:
+    """Each metric's (step, value, logged with a fold) in logging order; a call without a step
+    counts by its position."""
+    series: dict[str, list[tuple[float, float, bool]]] = {}
+    for position, entry in enumerate(RunFolder(run_dir).history()):
+        step = entry["_step"] if _number(entry.get("_step")) else position
+        folded = "fold" in entry or "_fold" in entry
+        for key, value in entry.items():
+            if not key.startswith("_") and key != "fold" and _number(value):
+                series.setdefault(key, []).append((step, value, folded))
     return series
 
 
-def _cv_lb_plot(plt, pairs, metric: str | None) -> Plot:
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.scatter([cv for _, cv, _ in pairs], [lb for _, _, lb in pairs], color="tab:orange")
+def _readable_x(ax, rotation: int = 0) -> None:
+    """Tick labels that do not run into each other: rotated, right-aligned to their tick."""
+    for label in ax.get_xticklabels():
+        label.set_rotation(rotation)
+        label.set_horizontalalignment("right" if rotation else "center")
+
+
+def cv_lb_figure(plt, pairs, metric: str | None):
+    """CV against LB: at most 5 plain ticks per axis (no `0.99200.9925…`), the x labels slanted,
+    and each run's label placed toward the middle so that it stays inside the axes."""
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    cvs, lbs = [cv for _, cv, _ in pairs], [lb for _, _, lb in pairs]
+    ax.plot(cvs, lbs, "o", color="tab:orange")
+    ax.margins(0.12)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(MaxNLocator(nbins=5))
+    ax.ticklabel_format(useOffset=False, style="plain")
+    middle = (min(cvs) + max(cvs)) / 2
     for run, cv, lb in pairs:
-        ax.annotate(run, (cv, lb), fontsize="x-small")
+        right = cv > middle
+        ax.annotate(
+            run.split("/")[-1] if len({r.split("/")[0] for r, _, _ in pairs}) == 1 else run,
+            (cv, lb),
+            xytext=(-4 if right else 4, 4),
+            textcoords="offset points",
+            ha="right" if right else "left",
+            fontsize="x-small",
+            annotation_clip=True,
+        )
     ax.set_xlabel(f"CV ({metric})")
     ax.set_ylabel("public LB")
+    _readable_x(ax, rotation=30)
+    ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(plt, fig, "cv_vs_lb.png", "CV against public LB")
+    return fig
 
 
 def _project_plots(plt, best: list[tuple[str, Any]], metric: str | None, pairs) -> list[Plot]:
     plots = []
     if best:
-        fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(best) + 2), 3.2))
-        ax.plot([name for name, _ in best], [value for _, value in best], marker="o")
-        ax.set_ylabel(f"best {metric}")
-        ax.tick_params(axis="x", rotation=45)
-        fig.tight_layout()
+        fig = per_run_figure(plt, best, f"best {metric}")
         plots.append(_save(plt, fig, f"best_{_slug(metric)}_by_experiment.png", f"best {metric} by experiment"))
     if len(pairs) >= 2:
-        plots.append(_cv_lb_plot(plt, pairs, metric))
+        plots.append(_save(plt, cv_lb_figure(plt, pairs, metric), "cv_vs_lb.png", "CV against public LB"))
     return plots
 
 

@@ -12,12 +12,13 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
+from operator import itemgetter
 from typing import Any
 
 from kagexp import config
 from kagexp.errors import ConfigError
 from kagexp.project import Project
-from kagexp.records import FIELDS, RunRecord, all_experiments, scan
+from kagexp.records import FIELDS, RunRecord, all_experiments, columns, scan, section_keys
 from kagexp.tables import cell
 
 # --- --where -------------------------------------------------------------------------
@@ -96,40 +97,149 @@ def _as_time(value: Any) -> datetime | None:
     return None
 
 
-def parse_where(text: str) -> list[Condition]:
-    """`key op value [and key op value …]`; values are YAML scalars (`3`, `1e-3`, `true`, `'adam'`)."""
-    conditions = []
-    for part in re.split(r"\s+and\s+", text.strip()):
-        match = _CONDITION.match(part)
+_TOKEN = re.compile(
+    r"""\s*(?:(?P<paren>[()])|(?P<word>(?:and|or)(?=[\s()]|$))"""
+    r"""|(?P<condition>[A-Za-z_][\w.\-]*\s*(?:==|!=|<=|>=|<|>)\s*(?:'[^']*'|"[^"]*"|[^\s'"<>=!()][^\s()]*)))"""
+)
+_WHERE_HELP = (
+    "write KEY OP VALUE with OP one of == != < <= > >=, joined by `and`, `or` and parentheses "
+    "(e.g. 'model.params.max_depth>=2 and (cv>0.9 or lb>0.9)')"
+)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Conditions joined by `or` (`any`) or by `and` (`all`)."""
+
+    join: str
+    parts: tuple
+
+    def matches(self, record: RunRecord) -> bool:
+        test = any if self.join == "or" else all
+        return test(part.matches(record) for part in self.parts)
+
+
+def conditions(expr: Condition | Joined) -> list[Condition]:
+    """Every comparison in an expression, for the checks made before filtering."""
+    if isinstance(expr, Condition):
+        return [expr]
+    return [c for part in expr.parts for c in conditions(part)]
+
+
+def parse_where(text: str) -> Condition | Joined:
+    """`KEY OP VALUE` joined by `and`, `or` (which binds looser) and parentheses; values are YAML
+    scalars (`3`, `1e-3`, `true`, `'adam'`). A small recursive-descent parser: nothing is evaluated."""
+    tokens = _tokens(text)
+    if _depth(tokens) > MAX_NESTING:
+        raise ConfigError(f"--where: parentheses nested more than {MAX_NESTING} deep; {_WHERE_HELP}")
+    expr, rest = _parse_or(tokens, text)
+    if rest:
+        raise ConfigError(f"--where: unexpected {rest[0][1]!r} in {text.strip()!r}; {_WHERE_HELP}")
+    return expr
+
+
+MAX_NESTING = 32  # the parser recurses once per level: a hostile `((((…` must be an error, not a crash
+
+
+def _depth(tokens: list[tuple[str, str]]) -> int:
+    depth = deepest = 0
+    for token in tokens:
+        depth += {("paren", "("): 1, ("paren", ")"): -1}.get(token, 0)
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    tokens, position, stripped = [], 0, text.rstrip()
+    while position < len(stripped):
+        match = _TOKEN.match(stripped, position)
         if not match:
-            raise ConfigError(
-                f"--where: cannot parse {part.strip()!r}; write KEY OP VALUE with OP one of "
-                "== != < <= > >=, joined by `and` (e.g. 'model.params.max_depth>=2 and cv>0.9')"
-            )
-        key, op, raw = match.groups()
-        try:
-            value = config.parse_yaml(raw, "--where")
-        except ConfigError:
-            value = raw
-        if isinstance(value, (dict, list)):
-            value = raw
-        conditions.append(Condition(key, op, value))
-    return conditions
+            rest = stripped[position:].strip()
+            raise ConfigError(f"--where: cannot parse {rest!r}; {_WHERE_HELP}")
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    return tokens
+
+
+def _parse_or(tokens: list, text: str) -> tuple[Condition | Joined, list]:
+    part, rest = _parse_and(tokens, text)
+    parts = [part]
+    while rest and rest[0] == ("word", "or"):
+        part, rest = _parse_and(rest[1:], text)
+        parts.append(part)
+    return _joined("or", parts), rest
+
+
+def _parse_and(tokens: list, text: str) -> tuple[Condition | Joined, list]:
+    part, rest = _parse_atom(tokens, text)
+    parts = [part]
+    while rest and rest[0] == ("word", "and"):
+        part, rest = _parse_atom(rest[1:], text)
+        parts.append(part)
+    return _joined("and", parts), rest
+
+
+def _joined(join: str, parts: list) -> Condition | Joined:
+    return parts[0] if len(parts) == 1 else Joined(join, tuple(parts))
+
+
+def _parse_atom(tokens: list, text: str) -> tuple[Condition | Joined, list]:
+    if not tokens:
+        raise ConfigError(f"--where: {text.strip()!r} ends too early; {_WHERE_HELP}")
+    kind, value = tokens[0]
+    if kind == "paren" and value == "(":
+        expr, rest = _parse_or(tokens[1:], text)
+        if not rest or rest[0] != ("paren", ")"):
+            raise ConfigError(f"--where: a `(` is not closed in {text.strip()!r}; {_WHERE_HELP}")
+        return expr, rest[1:]
+    if kind != "condition":
+        raise ConfigError(f"--where: cannot parse {text.strip()!r} at {value!r}; {_WHERE_HELP}")
+    return _condition(value), tokens[1:]
+
+
+def _condition(text: str) -> Condition:
+    match = _CONDITION.match(text)
+    assert match  # the token pattern only lets conditions through
+    key, op, raw = match.groups()
+    try:
+        value = config.parse_yaml(raw, "--where")
+    except ConfigError:
+        value = raw
+    if isinstance(value, (dict, list)):
+        value = raw
+    return Condition(key, op, value)
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """The runs a `--where` kept, and the warnings to print (a key no run has)."""
+
+    records: list[RunRecord]
+    warnings: list[str]
 
 
 def where(records: list[RunRecord], text: str | None) -> list[RunRecord]:
-    """The records matching every condition; a key no record has is an error with a suggestion."""
+    """The records matching the expression (see `filtered` for its warnings)."""
+    return filtered(records, text).records
+
+
+def filtered(records: list[RunRecord], text: str | None) -> Filtered:
+    """The records matching the expression. A key no run has matches nothing and is a warning with
+    a suggestion (under `or` another branch may still match); an ordering no value can take is an error."""
     if not text:
-        return records
-    conditions = parse_where(text)
+        return Filtered(records, [])
+    expr = parse_where(text)
     known = sorted({k for r in records for k in (*r.config, *r.metrics)} | set(FIELDS))
-    for condition in conditions:
+    warnings = []
+    for condition in conditions(expr):
         if records and not any(r.has(condition.key) for r in records):
-            raise ConfigError(f"--where: no run has a key `{condition.key}`{config.did_you_mean(condition.key, known)}")
+            hint = config.did_you_mean(condition.key, known)
+            warnings.append(f"warning: --where: no run has a key `{condition.key}`{hint}")
         reason = condition.why_nothing(records)
         if reason:
             raise ConfigError(reason)
-    return [r for r in records if all(c.matches(r) for c in conditions)]
+    return Filtered([r for r in records if expr.matches(r)], list(dict.fromkeys(warnings)))
 
 
 def sort(records: list[RunRecord], key: str | None) -> list[RunRecord]:
@@ -141,12 +251,18 @@ def sort(records: list[RunRecord], key: str | None) -> list[RunRecord]:
     if records and not any(r.has(name) for r in records):
         known = sorted({k for r in records for k in (*r.config, *r.metrics)} | set(FIELDS))
         raise ConfigError(f"--sort: no run has a key `{name}`{config.did_you_mean(name, known)}")
-    numbers = [r for r in records if _is_number(r.value(name))]
-    texts = [r for r in records if isinstance(r.value(name), str)]
-    rest = [r for r in records if not _is_number(r.value(name)) and not isinstance(r.value(name), str)]
-    numbers.sort(key=lambda r: r.value(name), reverse=descending)
-    texts.sort(key=lambda r: r.value(name), reverse=descending)
-    return numbers + texts + rest
+    numbers, texts, rest = [], [], []
+    for record in records:  # each value read once: 100,000 runs sort in a blink
+        value = record.value(name)
+        if isinstance(value, str):
+            texts.append((value, record))
+        elif _is_number(value):
+            numbers.append((value, record))
+        else:
+            rest.append(record)
+    numbers.sort(key=itemgetter(0), reverse=descending)
+    texts.sort(key=itemgetter(0), reverse=descending)
+    return [r for _, r in numbers] + [r for _, r in texts] + rest
 
 
 def _is_number(value: Any) -> bool:
@@ -171,11 +287,26 @@ class ExpSummary:
     code_changed: bool | None
 
 
-def summarize(project: Project) -> list[ExpSummary]:
+@dataclass
+class Overview:
+    """`kagexp ls`: one summary per experiment, and what to warn about."""
+
+    summaries: list[ExpSummary]
+    warnings: list[str]
+
+
+def experiments_overview(project: Project) -> Overview:
+    """Every experiment summarized, with a warning when no run logs the project's metric."""
+    records = scan(project, all_experiments(project))
+    warning = missing_metric(records, project.settings["metric"]["name"])
+    return Overview(summarize(project, records), [warning] if warning else [])
+
+
+def summarize(project: Project, records: list[RunRecord] | None = None) -> list[ExpSummary]:
     """Every experiment folder with its runs' counts, best metric and whether its code moved on."""
     metric = project.settings["metric"]
     by_exp: dict[str, list[RunRecord]] = {}
-    for record in scan(project, all_experiments(project)):
+    for record in scan(project, all_experiments(project)) if records is None else records:
         by_exp.setdefault(record.exp, []).append(record)
     return [_summary(project, name, by_exp.get(name, []), metric) for name in all_experiments(project)]
 
@@ -237,70 +368,112 @@ def _differs(a: Any, b: Any) -> bool:
     return a is not b and (type(a) is not type(b) or a != b)
 
 
-def metric_keys(records: list[RunRecord]) -> list[str]:
-    keys: dict[str, None] = {}
-    for record in records:
-        keys.update(dict.fromkeys(record.metrics))
-    return list(keys)
+def metric_keys(records: list[RunRecord], first: str | None = None) -> list[str]:
+    """Every metric the records log, the project's metric (`first`) leading."""
+    keys = section_keys(records, "metrics")
+    return [first, *(k for k in keys if k != first)] if first in keys else keys
 
 
-def table(records: list[RunRecord], all_keys: bool = False) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows for `kagexp runs`: run, status, the varying config keys, metrics, duration."""
-    config_keys = list(dict.fromkeys(k for r in records for k in r.config)) if all_keys else varying_keys(records)
-    metrics = metric_keys(records)
-    lb = ["lb"] if any(r.lb is not None for r in records) else []
+def table(
+    records: list[RunRecord], all_keys: bool = False, metric: str | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows for `kagexp runs`: run, status, the varying config keys, then the metrics
+    with the project's `metric` first and the LB score beside it, then duration. Built column by
+    column (`records.columns`): 100,000 rows from the index cost no call per run and key."""
+    config_keys = section_keys(records, "config") if all_keys else varying_keys(records)
+    metrics = metric_keys(records, metric)
+    lbs = [r.lb for r in records]
+    lb = ["lb"] if any(value is not None for value in lbs) else []
+    lead, rest = (metrics[:1], metrics[1:]) if metric in metrics else ([], metrics)
     gone = ["in RUNS"] if any(r.in_runs is False for r in records) else []
-    columns = ["run", "status", *gone, *config_keys, *metrics, *lb, "duration"]
-    rows = [
-        [
-            r.id,
-            r.status,
-            *(["no" if r.in_runs is False else ""] if gone else []),
-            *(r.config.get(k) for k in config_keys),
-            *(r.metrics.get(k) for k in metrics),
-            *([r.lb] if lb else []),
-            r.meta.get("duration"),
-        ]
-        for r in records
-    ]
-    return columns, rows
+    names = ["run", "status", *gone, *config_keys, *lead, *lb, *rest, "duration"]
+    data = [[r.id for r in records], [r.status for r in records]]
+    data += [["no" if r.in_runs is False else "" for r in records]] if gone else []
+    data += columns(records, "config", config_keys) + columns(records, "metrics", lead)
+    data += [lbs] if lb else []
+    data += columns(records, "metrics", rest) + [[r.value("duration") for r in records]]
+    return names, [list(row) for row in zip(*data)]
+
+
+# --- warnings and CV against LB ------------------------------------------------------
+
+
+def missing_metric(records: list[RunRecord], metric: str | None) -> str | None:
+    """A warning when runs log metrics but none logs the project's (a typo in kagexp.yml, or a
+    renamed metric): the listings would otherwise show no best run without saying why."""
+    logged = metric_keys(records)
+    if not metric or not logged or metric in logged:
+        return None
+    return (
+        f"warning: no run logs the project metric `{metric}` (metric.name in kagexp.yml)"
+        f"{config.did_you_mean(metric, logged)}; the runs log {', '.join(f'`{k}`' for k in logged[:8])}"
+    )
+
+
+def rank_correlation(pairs: list[tuple[Any, float, float]]) -> float | None:
+    """Spearman's rank correlation of (run, CV, LB) triples: does a better CV rank better on the LB?
+    None with fewer than 3 runs, or when CV or LB does not vary."""
+    if len(pairs) < 3:
+        return None
+    x, y = _ranks([cv for _, cv, _ in pairs]), _ranks([lb for _, _, lb in pairs])
+    mean = (len(pairs) + 1) / 2
+    cov = sum((a - mean) * (b - mean) for a, b in zip(x, y))
+    spread = math.sqrt(sum((a - mean) ** 2 for a in x) * sum((b - mean) ** 2 for b in y))
+    return cov / spread if spread else None
+
+
+def _ranks(values: list[float]) -> list[float]:
+    """1-based ranks, ties sharing their mean rank."""
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    start = 0
+    while start < len(order):
+        end = start
+        while end + 1 < len(order) and values[order[end + 1]] == values[order[start]]:
+            end += 1
+        for i in order[start : end + 1]:
+            ranks[i] = (start + end) / 2 + 1
+        start = end + 1
+    return ranks
+
+
+def cv_lb_line(pairs: list[tuple[Any, float, float]], metric: str | None) -> str | None:
+    """`CV (auc) against LB: 5 runs with both; Spearman rank correlation 0.900`, or None without pairs."""
+    if not pairs:
+        return None
+    rho = rank_correlation(pairs)
+    shown = f"; Spearman rank correlation {rho:.3f}" if rho is not None else "; the rank correlation needs 3 or more"
+    return f"CV ({metric}) against LB: {len(pairs)} run(s) with both{shown}"
+
+
+# --- experiments table ---------------------------------------------------------------
+
+STATUS_COLUMNS = ("done", "failed", "interrupted", "running", "stale")
 
 
 def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows of `kagexp ls`; `partial` (runs with folds still missing) when there are any."""
-    partial = any(s.counts.get("partial") for s in summaries)
-    columns = [
-        "exp",
-        "parent",
-        "done",
-        *(["partial"] if partial else []),
-        "failed",
-        "running",
-        "stale",
-        "not in RUNS",
-        f"best {metric or 'metric'}",
-        "last run",
-        "code",
-        "note",
-    ]
+    """Columns and rows of `kagexp ls`, typed for the machine formats (numbers, null): every status
+    that occurs (`partial`: runs with folds still missing, beside `done`), the best value and its
+    run in two columns."""
+    seen = {status for s in summaries for status, n in s.counts.items() if n and status != "not in RUNS"}
+    extra = sorted(seen - set(STATUS_COLUMNS) - {"partial"})
+    statuses = ["done", *(["partial"] if "partial" in seen else []), *STATUS_COLUMNS[1:], *extra]
+    columns = ["exp", "parent", *statuses, "not in RUNS", f"best {metric or 'metric'}", "best run", "last run"]
+    columns += ["code", "note"]
     rows = []
     for s in summaries:
-        code = {True: "changed", False: "same", None: ""}[s.code_changed]
-        best = f"{cell(s.best)} ({s.best_run})" if s.best_run else ""
+        code = {True: "changed", False: "same", None: None}[s.code_changed]
         rows.append(
             [
                 s.name,
-                s.parent or "",
-                s.counts.get("done", 0),
-                *([s.counts.get("partial", 0)] if partial else []),
-                s.counts.get("failed", 0),
-                s.counts.get("running", 0),
-                s.counts.get("stale", 0),
+                s.parent or None,
+                *(s.counts.get(status, 0) for status in statuses),
                 s.counts.get("not in RUNS", 0),
-                best,
-                (s.last_run or "")[:19].replace("T", " "),
+                s.best,
+                s.best_run,
+                (s.last_run or "")[:19].replace("T", " ") or None,
                 code,
-                s.note or "",
+                s.note or None,
             ]
         )
     return columns, rows

@@ -157,10 +157,10 @@ def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> 
     if args.full and not args.dry_run:
         raise UsageError("--full goes with --dry-run (it prints each run's whole merged config)")
     exp = Experiment(script.parent, runs, script=script)
-    if args.list:
-        print(format_status_table(exp))
-        return EXIT_OK
     only = [part for part in args.only.split(",") if part.strip()] if args.only is not None else None
+    if args.list:
+        print(format_status_table(exp, only))
+        return EXIT_OK
     options = launch_options(args)
     if args.dry_run:
         plans = exp.plan(only=only, force=args.force)
@@ -190,7 +190,7 @@ def _run(fn: RunFunction, runs: Any, script: Path, args: argparse.Namespace) -> 
 def format_dry_run(exp: Experiment, plans: list[Planned], full: bool) -> str:
     lines = []
     for plan in plans:
-        verb = "would run" if plan.action == "run" else f"would skip ({plan.reason})"
+        verb = "would run" if plan.action == "run" else f"would skip: {plan.reason}"
         lines.append(f"{exp.name}/{plan.name}: {verb}")
         if full:
             lines.extend("    " + line for line in config.dump_yaml(plan.spec.config).splitlines())
@@ -202,11 +202,16 @@ def format_dry_run(exp: Experiment, plans: list[Planned], full: bool) -> str:
     return "\n".join(lines)
 
 
-def format_status_table(exp: Experiment) -> str:
+def format_status_table(exp: Experiment, only: list[str] | None = None) -> str:
+    """`--list`: every run with its status, or only the `--only` ones (checked like a run's `--only`)."""
     from kagexp.tables import render
 
+    statuses = exp.statuses()
+    if only is not None:
+        chosen = exp.select(only, [run.name for run in statuses])
+        statuses = [run for run in statuses if run.name in chosen]
     rows = []
-    for run in exp.statuses():
+    for run in statuses:
         duration = run.meta.get("duration")
         metrics = format_metrics(RunFolder(exp.out_dir / run.name).metrics()).strip()
         shown = f"{duration:.2f}s" if isinstance(duration, (int, float)) else ""

@@ -39,8 +39,8 @@ def comparison_text(c: Comparison, stat: bool = False, parts: tuple[str, ...] = 
     return lines
 
 
-def record_text(record: RunRecord) -> list[str]:
-    """Everything about one run, for `kagexp show`."""
+def record_text(record: RunRecord, metric: str | None = None) -> list[str]:
+    """Everything about one run, for `kagexp show`; its LB scores beside the project's `metric`."""
     meta = record.meta
     lines = [f"{record.id}  {record.status}" + (f"  (attempt {meta['attempt']})" if meta.get("attempt") else "")]
     if meta.get("started"):
@@ -54,9 +54,25 @@ def record_text(record: RunRecord) -> list[str]:
     lines.extend("  " + line for line in folder.config_text().splitlines())
     lines.append("metrics:")
     lines.extend(f"  {k} = {_value(v)}" for k, v in record.metrics.items())
+    lines.extend(_lb_lines(folder.lb_history(), record.metrics.get(metric) if metric else None, metric))
     lines.extend(_provenance_lines(meta))
     lines.append("files:")
     lines.extend(f"  {name}  {size} B" for name, size in folder.listed_files())
+    return lines
+
+
+def _lb_lines(history: list[dict], cv: object, metric: str | None) -> list[str]:
+    """The run's leaderboard scores, oldest first, the latest beside its CV."""
+    if not history:
+        return []
+    latest = history[-1]["score"]
+    beside = f"{metric} {_value(cv)} | " if cv is not None else ""
+    lines = [f"leaderboard: {beside}LB {_value(latest)}" + (f" (latest of {len(history)})" if len(history) > 1 else "")]
+    for entry in history:
+        when = str(entry.get("time") or "")[:19].replace("T", " ")
+        note = f"  {entry['note']}" if entry.get("note") else ""
+        private = f" (private {_value(entry['private'])})" if entry.get("private") is not None else ""
+        lines.append(f"  {_value(entry['score'])}{private}  {when}{note}".rstrip())
     return lines
 
 

@@ -37,23 +37,26 @@ def parse_csv(text):
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def test_runs_csv_shows_only_varying_keys(project):
+def test_runs_csv_has_every_key_in_full(project):
     rows = parse_csv(kagexp(project, "runs", "exp001", "--format", "csv", check_code=0).stdout)
-    assert list(rows[0]) == ["run", "status", "model.params.max_depth", "cv", "duration"]
-    assert [(r["run"], r["status"], r["model.params.max_depth"], r["cv"]) for r in rows] == [
-        ("exp001/run001", "done", "1", "0.1"),
-        ("exp001/run002", "done", "2", "0.2"),
-        ("exp001/run003", "done", "3", "0.3"),
+    assert list(rows[0])[:3] == ["run", "status", "seed"] and list(rows[0])[-2:] == ["cv", "duration"]
+    assert {"lr", "dataset.batch_size", "model.name", "model.params.max_depth"} <= set(rows[0])
+    assert [(r["run"], r["status"], r["model.params.max_depth"], r["cv"], r["lr"]) for r in rows] == [
+        ("exp001/run001", "done", "1", "0.1", "0.001"),
+        ("exp001/run002", "done", "2", "0.2", "0.001"),
+        ("exp001/run003", "done", "3", "0.3", "0.001"),
     ]
+    duration = json.loads(kagexp(project, "runs", "exp001", "--format", "json").stdout)[0]["duration"]
+    assert rows[0]["duration"] == repr(duration)  # not rounded to 6 digits, as in a table
 
 
 def test_runs_over_all_experiments_json(project):
     rows = json.loads(kagexp(project, "runs", "--format", "json", check_code=0).stdout)
     assert [r["run"] for r in rows] == ["exp001/run001", "exp001/run002", "exp001/run003", "exp002/run003"]
     assert rows[-1]["lr"] == 0.01 and rows[0]["lr"] == 0.001
-    assert "seed" not in rows[0]
-    all_keys = json.loads(kagexp(project, "runs", "--format", "json", "--all-keys", check_code=0).stdout)
-    assert all_keys[0]["seed"] == 7 and all_keys[0]["dataset.folds"] == [0, 1, 2]
+    assert rows[0]["seed"] == 7 and rows[0]["dataset.folds"] == [0, 1, 2]
+    limited = json.loads(kagexp(project, "runs", "--format", "json", "--limit", "1", check_code=0).stdout)
+    assert limited[0]["seed"] == 7 and limited[0]["model.params.max_depth"] == 1 and limited[0]["cv"] == 0.1
 
 
 def test_runs_where_sort_limit_status(project):
@@ -69,6 +72,35 @@ def test_runs_where_sort_limit_status(project):
     assert ids("--sort", "-cv") == ["exp001/run003", "exp001/run002", "exp001/run001"]
     assert ids("--sort", "-cv", "--limit", "1") == ["exp001/run003"]
     assert ids("--status", "failed") == []
+    assert ids("--status", "failed", "--status", "done") == everything
+    assert ids("--status", "interrupted,done") == everything
+
+
+def test_where_or_and_parentheses(project):
+    def ids(where):
+        done = kagexp(project, "runs", "exp001", "--format", "json", "--where", where)
+        return [r["run"].split("/")[1] for r in json.loads(done.stdout)]
+
+    assert ids("cv<0.15 or cv>0.25") == ["run001", "run003"]
+    assert ids("model.params.max_depth==2 or model.params.max_depth==3 and cv<0.25") == ["run002"]
+    assert ids("(model.params.max_depth==2 or model.params.max_depth==3) and cv>0.25") == ["run003"]
+    assert ids("((cv>0.25)) or (status==done and model.params.max_depth<2)") == ["run001", "run003"]
+    assert ids("model.name=='a (b)' or cv == 0.2") == ["run002"]
+
+
+def test_where_key_no_run_has_is_a_warning(project):
+    done = kagexp(project, "runs", "exp001", "--where", "model.params.max_dpeth>2 or cv>0.25")
+    assert done.returncode == 0 and done.stdout.splitlines()[1].startswith("exp001/run003 ")
+    assert (
+        done.stderr
+        == "warning: --where: no run has a key `model.params.max_dpeth`; did you mean `model.params.max_depth`?\n"
+    )
+    nothing = kagexp(project, "runs", "--where", "cvv>0.1")
+    assert nothing.returncode == 0 and nothing.stdout == ""
+    assert nothing.stderr.splitlines() == [
+        "warning: --where: no run has a key `cvv`; did you mean `cv`?",
+        "no runs match",
+    ]
 
 
 def test_runs_markdown_and_table(project):
@@ -85,8 +117,10 @@ def test_runs_markdown_and_table(project):
     "expr, message",
     [
         ("depth >> 2", "--where: cannot parse 'depth >> 2'; write KEY OP VALUE"),
-        ("model.params.max_dpeth>2", "--where: no run has a key `model.params.max_dpeth`; did you mean "),
-        ("cv>0.1 or cv<0.3", "--where: cannot parse 'cv>0.1 or cv<0.3'"),
+        ("(cv>0.1 or cv<0.3", "--where: a `(` is not closed in '(cv>0.1 or cv<0.3'"),
+        ("cv>0.1 or", "--where: 'cv>0.1 or' ends too early"),
+        ("cv>0.1) and (cv<2", "--where: unexpected ')' in 'cv>0.1) and (cv<2'"),
+        ("(" * 400 + "cv>0.1" + ")" * 400, "--where: parentheses nested more than 32 deep"),
         ("model.name == two words", "--where: cannot parse"),
         ("__import__('os')", "--where: cannot parse"),
     ],
@@ -118,15 +152,15 @@ def test_legacy_and_corrupt_runs_are_listed(tmp_path):
 
 def test_ls(project):
     rows = parse_csv(kagexp(project, "ls", "--format", "csv", check_code=0).stdout)
-    columns = ["exp", "parent", "done", "failed", "running", "stale", "not in RUNS", "best cv", "last run", "code"]
-    columns.append("note")
-    assert list(rows[0]) == columns
+    columns = ["exp", "parent", "done", "failed", "interrupted", "running", "stale", "not in RUNS", "best cv"]
+    assert list(rows[0]) == [*columns, "best run", "last run", "code", "note"]
     first, second = rows
-    assert (first["exp"], first["parent"], first["done"], first["best cv"], first["code"]) == (
+    assert (first["exp"], first["parent"], first["done"], first["best cv"], first["best run"], first["code"]) == (
         "exp001",
         "",
         "3",
-        "0.3 (run003)",
+        "0.3",
+        "run003",
         "same",
     )
     assert (second["exp"], second["parent"], second["note"], second["done"], second["best cv"]) == (
@@ -134,8 +168,15 @@ def test_ls(project):
         "exp001",
         "deeper trees",
         "1",
-        "0.3 (run003)",
+        "0.3",
     )
+
+
+def test_ls_json_is_typed(project):
+    first, second = json.loads(kagexp(project, "ls", "--format", "json", check_code=0).stdout)
+    assert first["parent"] is None and first["note"] is None and second["parent"] == "exp001"
+    assert first["best cv"] == 0.3 and first["best run"] == "run003" and first["done"] == 3
+    assert first["interrupted"] == 0 and first["code"] == "same"
 
 
 def test_ls_marks_code_changed_after_the_runs(tmp_path):
@@ -273,7 +314,7 @@ def test_init_new_and_run_through_the_cli(tmp_path):
     [
         (["runs", "--sort", "cvv"], "kagexp: error: --sort: no run has a key `cvv`; did you mean `cv`?"),
         (["runs", "--limit", "-1"], "Invalid value for '--limit': -1 is not in the range x>=0."),
-        (["runs", "--status", "bogus"], "Invalid value for '--status': 'bogus' is not one of"),
+        (["runs", "--status", "done,bogus"], "kagexp: error: --status: unknown status 'bogus'; use one or more of"),
         (["diff", "exp099"], "kagexp: error: no experiment exp/exp099 (experiments: exp001, exp002)"),
         (["show", "exp077/run001"], "kagexp: error: no experiment exp077 (experiments: exp001, exp002)"),
     ],

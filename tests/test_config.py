@@ -104,6 +104,19 @@ def test_type_changes(override, ok):
         assert "here but" in problems[0].message
 
 
+@pytest.mark.parametrize(
+    "override, wording",
+    [
+        ({"seed": True}, "`seed` is a boolean (true) here but an int (1)"),
+        ({"lr": "fast"}, "`lr` is a string (fast) here but a float (0.1)"),
+        ({"seed": "3"}, "`seed` is a string ('3') here but an int (1)"),
+    ],
+)
+def test_type_errors_spell_values_as_yaml(override, wording):
+    (problem,) = config.check_override(BASE, override)
+    assert problem.message.startswith(wording), problem.message
+
+
 def test_relaxed_checks():
     assert config.check_override(BASE, {"nope": 1, "lr": "x"}, strict_keys=False, strict_types=False) == []
 

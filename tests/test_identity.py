@@ -106,7 +106,7 @@ def test_a_dry_run_names_new_entries_as_the_real_run_will_and_writes_nothing(tmp
     record = (out_dir(root) / ".runs.json").read_bytes()
     set_runs(root, depth_runs(6, 1))
     dry = run_exp(root, "--dry-run")
-    assert "exp001/run002: would run" in dry.stdout and "exp001/run001: would skip (done)" in dry.stdout
+    assert "exp001/run002: would run" in dry.stdout and "exp001/run001: would skip: done" in dry.stdout
     assert (out_dir(root) / ".runs.json").read_bytes() == record
     assert run_exp(root, "--only", "run002").returncode == 0 and depths(root, "run002") == {"run002": 6}
 

@@ -8,7 +8,7 @@ from helpers import make_project, out_dir, run_exp
 
 from kagexp import records, results
 from kagexp.project import load_project
-from kagexp.runfolder import RunFolder
+from kagexp.runfolder import INDEX, RunFolder, load_index, save_index
 
 FAILING = """\
 if cfg.model.params.max_depth == 2:
@@ -50,7 +50,7 @@ def test_a_run_without_summary_is_still_listed(tmp_path):
     before = results.table(records.scan(project))
     for run in ("run001", "run003"):
         (out_dir(root) / run / "summary.json").unlink()
-    (out_dir(root) / ".index.json").unlink(missing_ok=True)
+    (out_dir(root) / INDEX).unlink(missing_ok=True)
     assert results.table(records.scan(project)) == before
 
 
@@ -59,27 +59,58 @@ def test_the_index_is_used_and_rebuilt_when_stale(tmp_path):
     assert run_exp(root).returncode == 0
     project = load_project(root)
     runs = out_dir(root)
-    assert records.scan(project) and not (runs / ".index.json").exists()  # fresh folders are not cached
+    assert records.scan(project) and not (runs / INDEX).exists()  # fresh folders are not cached
     for run in ("run001", "run002", "run003"):
         age(runs / run)
     assert [r.metrics["cv"] for r in records.scan(project)] == [0.1, 0.2, 0.3]
-    index = json.loads((runs / ".index.json").read_text())
-    assert sorted(index["runs"]) == ["run001", "run002", "run003"]
+    index = indexed(runs)
+    assert sorted(index) == ["run001", "run002", "run003"]
     # the index is what is read: a doctored entry shows ...
-    index["runs"]["run002"][1]["metrics"]["cv"] = 99.0
-    (runs / ".index.json").write_text(json.dumps(index))
+    index["run002"][1]["metrics"]["cv"] = 99.0
+    save_index(runs, index)
     assert [r.metrics["cv"] for r in records.scan(project)] == [0.1, 99.0, 0.3]
+    assert [r.value("cv") for r in records.scan(project)] == [0.1, 99.0, 0.3]
     # ... until the folder changes: then the entry is stale and read again
     os.utime(runs / "run002")
     assert [r.metrics["cv"] for r in records.scan(project)] == [0.1, 0.2, 0.3]
     # a corrupt index is rebuilt; a deleted run leaves it
-    (runs / ".index.json").write_text("{not json")
+    (runs / INDEX).write_text("{not json")
     age(runs / "run002")
     assert len(records.scan(project)) == 3
-    assert sorted(json.loads((runs / ".index.json").read_text())["runs"]) == ["run001", "run002", "run003"]
+    assert sorted(indexed(runs)) == ["run001", "run002", "run003"]
     os.rename(runs / "run003", runs / ".trash-run003")
     assert [r.run for r in records.scan(project)] == ["run001", "run002"]
-    assert sorted(json.loads((runs / ".index.json").read_text())["runs"]) == ["run001", "run002"]
+    assert sorted(indexed(runs)) == ["run001", "run002"]
+
+
+def indexed(runs) -> dict:
+    """The index as `save_index` takes it: name → [mtime, row]."""
+    table = load_index(runs)
+    assert table is not None
+    rows = {}
+    for i, name in enumerate(table.names):
+        row = {s: table.section(s, i) for s in ("meta", "config", "metrics")}
+        row.update(status=table.value("run", "status", i), lb=table.value("run", "lb", i))
+        rows[name] = [table.mtimes[i], row]
+    return rows
+
+
+def test_the_index_reads_a_column_only_when_asked_and_drops_a_damaged_one(tmp_path):
+    root = make_project(tmp_path)
+    assert run_exp(root).returncode == 0
+    runs = out_dir(root)
+    for run in ("run001", "run002", "run003"):
+        age(runs / run)
+    records.scan(load_project(root))
+    head, *bodies = (runs / INDEX).read_bytes().split(b"\n")
+    columns = [tuple(column[:2]) for column in json.loads(head)["columns"]]
+    assert bodies[columns.index(("config", "seed"))] == b'{"same": 7}'  # one value shared by all is kept once
+    bodies[columns.index(("metrics", "cv"))] = b"[0.1, 0.2"
+    (runs / INDEX).write_bytes(b"\n".join([head, *bodies]))
+    listed = records.scan(load_project(root))  # the header and the other columns are fine
+    assert [r.config["seed"] for r in listed] == [7, 7, 7] and (runs / INDEX).exists()
+    assert [r.value("cv") for r in listed] == [None, None, None] and not (runs / INDEX).exists()
+    assert [r.value("cv") for r in records.scan(load_project(root))] == [0.1, 0.2, 0.3]
 
 
 def test_running_runs_are_never_cached(tmp_path):
@@ -90,4 +121,4 @@ def test_running_runs_are_never_cached(tmp_path):
     age(run_dir)
     (listed,) = records.scan(load_project(root))
     assert listed.status == "stale"
-    assert not (out_dir(root) / ".index.json").exists()
+    assert not (out_dir(root) / INDEX).exists()

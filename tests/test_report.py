@@ -85,10 +85,11 @@ def test_experiment_report(project):
     assert done.returncode == 0 and done.stdout == "wrote exp/exp001/RESULTS.md\n"
     text = (project / "exp/exp001/RESULTS.md").read_text()
     assert text.startswith("# exp001 — results\n")
-    assert "| run | status | model.params.max_depth | loss | cv | lb | duration |" in text
-    assert "| exp001/run002 | done | 2 | 0.25 | 0.2 | 0.19 |" in text
+    assert "| run | status | model.params.max_depth | cv | lb | loss | duration |" in text
+    assert "| exp001/run002 | done | 2 | 0.2 | 0.19 | 0.25 |" in text
     assert "**Best run:** `exp001/run003` with cv = 0.3 (max is better)." in text
-    assert "3 run(s) with both; Pearson correlation 0.982." in text
+    assert "3 run(s) with both; Spearman rank correlation 1.000 (Pearson 0.982)." in text
+    assert "| exp001/run003 | 0.3 | 0.33 |" in text
     plots = sorted(p.name for p in (project / "exp/exp001/results").iterdir())
     assert plots == ["cv_per_run.png", "cv_vs_lb.png", "cv_vs_model.params.max_depth.png", "history_loss.png"]
     for name in plots:
@@ -117,9 +118,10 @@ def test_project_report(project):
     done = cli(project, "report", "--all")
     assert done.returncode == 0, done.stderr
     text = (project / "RESULTS.md").read_text()
-    assert "| exp | parent | done | failed | running | stale | not in RUNS | best cv | last run | code | note |" in text
-    assert "| exp001 |  | 3 | 0 | 0 | 0 | 0 | 0.3 (run003) |" in text
-    assert "| exp002 | exp001 | 1 | 0 | 0 | 0 | 0 | 0.2 (run002) |" in text
+    header = "| exp | parent | done | failed | interrupted | running | stale | not in RUNS | best cv | best run |"
+    assert header + " last run | code | note |" in text
+    assert "| exp001 |  | 3 | 0 | 0 | 0 | 0 | 0 | 0.3 | run003 |" in text
+    assert "| exp002 | exp001 | 1 | 0 | 0 | 0 | 0 | 0 | 0.2 | run002 |" in text
     assert "![best cv by experiment](results/best_cv_by_experiment.png)" in text
     png_size(project / "results/best_cv_by_experiment.png")
 

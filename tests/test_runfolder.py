@@ -95,6 +95,14 @@ WRONG_SHAPES = {
     "history-not-objects": ("metrics.jsonl", '[1]\n"x"\n{"cv": 0.7, "_step": null}\n'),
     "lb-not-numbers": ("lb.jsonl", '{"score": "high"}\n[0.9]\n{"score": true}\n'),
     "index-wrong-rows": (".index.json", '{"version": 1, "runs": {"run001": [1, "x"]}}'),
+    "index-wrong-columns": (
+        ".index.json",
+        '{"version": 2, "runs": ["run001"], "mtimes": [1]}\n["metrics", "cv", [5]]\t[1]\n',
+    ),
+    "index-no-tab": (
+        ".index.json",
+        '{"version": 2, "runs": ["run001"], "mtimes": [1]}\n["run", "status", []] ["done"]\n',
+    ),
 }
 
 

@@ -176,7 +176,7 @@ def test_invalid_overrides_are_all_reported_and_nothing_runs(tmp_path):
     lines = bad.stderr.strip().splitlines()
     assert lines[0].startswith("kagexp: error: exp/exp001/exp.py (override line 3): exp001/run002: unknown key")
     assert "exp001/run002: unknown key `model.params.max_dpeth`; did you mean `model.params.max_depth`?" in lines[0]
-    assert "exp001/run003: `dataset.batch_size` is a string ('big') here but an int (10)" in lines[1]
+    assert "exp001/run003: `dataset.batch_size` is a string (big) here but an int (10)" in lines[1]
     assert "exp001/run004: invalid YAML" in lines[2]
     assert len(lines) == 3
     assert snapshot_tree(root) == before and executions(root) == []

@@ -1,0 +1,145 @@
+"""Listing fixes on real runs: every status, CV beside LB, earlier attempts, warnings, `--list --only`."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import make_project, out_dir, run_exp, run_kagexp, subprocess_env
+
+import kagexp
+from kagexp import results
+from kagexp.runfolder import RunFolder
+
+BODY = """\
+if cfg.model.params.max_depth == 2:
+    raise KeyboardInterrupt
+for epoch in range(3):
+    ctx.log({"loss": 1.0 / (epoch + 1)}, step=epoch)
+ctx.log({"cv": cfg.model.params.max_depth / 10 + float(os.environ.get("BONUS", "0"))})
+"""
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """exp001: run001 done twice (attempt 1 kept), run002 interrupted, run003 and run004 done."""
+    root = make_project(tmp_path_factory.mktemp("listing"), runs=[*map(depth, (1, 2, 3, 4))], body=BODY)
+    assert run_exp(root).returncode == 130
+    assert run_exp(root, "--only", "3,4").returncode == 0
+    again = [sys.executable, "exp/exp001/exp.py", "--only", "1", "--force"]
+    assert subprocess.run(again, cwd=root, env={**subprocess_env(), "BONUS": "0.05"}, timeout=60).returncode == 0
+    for run, score in (("1/1", "0.27"), ("1/3", "0.25"), ("1/4", "0.3"), ("1/4", "0.31")):
+        assert run_kagexp(root, "lb", run, score, "--force").returncode == 0
+    return root
+
+
+def depth(d):
+    return f"model:\n  params:\n    max_depth: {d}\n"
+
+
+def test_ls_counts_interrupted_runs(project):
+    done = run_kagexp(project, "ls")
+    header, row = done.stdout.splitlines()
+    assert header.split()[:6] == ["exp", "parent", "done", "failed", "interrupted", "running"]
+    assert row.split()[:5] == ["exp001", "3", "0", "1", "0"]
+    (listed,) = json.loads(run_kagexp(project, "ls", "--format", "json").stdout)
+    assert (listed["done"], listed["interrupted"], listed["best cv"], listed["best run"]) == (3, 1, 0.4, "run004")
+
+
+def test_status_takes_several_values(project):
+    def statuses(*args):
+        rows = json.loads(run_kagexp(project, "runs", "--format", "json", *args).stdout)
+        return [(r["run"], r["status"]) for r in rows]
+
+    assert statuses("--status", "interrupted") == [("exp001/run002", "interrupted")]
+    both = [("exp001/run001", "done"), ("exp001/run002", "interrupted"), ("exp001/run003", "done")]
+    assert statuses("--status", "done", "--status", "interrupted", "--limit", "3") == both
+    assert statuses("--status", "interrupted,done", "--limit", "3") == both
+
+
+def test_runs_put_the_metric_first_and_lb_beside_it(project):
+    table = run_kagexp(project, "runs").stdout.splitlines()
+    assert table[0].split() == ["run", "status", "model.params.max_depth", "cv", "lb", "loss", "duration"]
+    assert table[4].split()[:6] == ["exp001/run004", "done", "4", "0.4", "0.31", "0.333333"]
+    assert table[-1] == "CV (cv) against LB: 3 run(s) with both; Spearman rank correlation 0.500"
+
+
+def test_rank_correlation_on_known_numbers():
+    assert results.rank_correlation([("a", 1, 10), ("b", 2, 20), ("c", 3, 25)]) == pytest.approx(1.0)
+    assert results.rank_correlation([("a", 1, 3), ("b", 2, 2), ("c", 3, 1)]) == pytest.approx(-1.0)
+    assert results.rank_correlation([("a", 1, 1), ("b", 2, 3), ("c", 3, 2), ("d", 4, 4)]) == pytest.approx(0.8)
+    assert results.rank_correlation([("a", 1, 1), ("b", 1, 2), ("c", 2, 2)]) == pytest.approx(0.5)
+    assert results.rank_correlation([("a", 1, 1), ("b", 2, 2)]) is None
+    assert results.rank_correlation([("a", 1, 1), ("b", 1, 2), ("c", 1, 3)]) is None
+
+
+def test_show_prints_the_lb_scores(project):
+    lines = run_kagexp(project, "show", "exp001/run004").stdout.splitlines()
+    at = lines.index("leaderboard: cv 0.4 | LB 0.31 (latest of 2)")
+    assert [line.split()[0] for line in lines[at + 1 : at + 3]] == ["0.3", "0.31"]
+    assert not any(line.startswith("leaderboard") for line in run_kagexp(project, "show", "1/2").stdout.splitlines())
+
+
+def test_diff_compares_an_earlier_attempt(project):
+    done = run_kagexp(project, "diff", "exp001/run001@1", "exp001/run001", "--config")
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0 and lines[:3] == ["--- exp001/run001@1", "+++ exp001/run001", "config: same"]
+    assert "  cv: 0.1 | 0.15  (delta +0.05)" in lines
+    shown = run_kagexp(project, "show", "exp001/run001@1").stdout.splitlines()
+    assert shown[0].startswith("exp001/run001@1  done") and "  cv = 0.1" in shown
+    missing = run_kagexp(project, "diff", "exp001/run001@7", "exp001/run001")
+    assert missing.returncode == 2
+    assert (
+        missing.stderr
+        == "kagexp: error: no attempt '7' of exp001/run001 (its earlier attempts: 1); write e.g. exp001/run001@1\n"
+    )
+    none = run_kagexp(project, "show", "exp001/run003@1")
+    assert none.returncode == 2 and "(it has no earlier attempt)" in none.stderr
+
+
+def test_list_honours_only(project):
+    listed = run_exp(project, "--list", "--only", "2,run004")
+    assert listed.returncode == 0
+    assert [line.split()[:2] for line in listed.stdout.splitlines()[1:]] == [
+        ["run002", "interrupted"],
+        ["run004", "done"],
+    ]
+    wrong = run_exp(project, "--list", "--only", "9")
+    assert wrong.returncode == 2 and "no run named '9' in RUNS" in wrong.stderr
+
+
+def test_dry_run_reason_has_one_pair_of_brackets(project):
+    (project / "exp/exp001/model.py").write_text("CHANGED = True\n")
+    dry = run_exp(project, "--dry-run", "--only", "3")
+    assert dry.stdout.splitlines()[0] == "exp001/run003: would skip: done (code changed since; --force to re-run)"
+
+
+def test_metric_no_run_logs_is_a_warning(project, tmp_path):
+    settings = (project / "kagexp.yml").read_text()
+    (project / "kagexp.yml").write_text(settings.replace("name: cv", "name: auc"))
+    try:
+        warning = "warning: no run logs the project metric `auc` (metric.name in kagexp.yml); the runs log `loss`, `cv`"
+        ls = run_kagexp(project, "ls")
+        assert ls.returncode == 0 and ls.stderr.splitlines() == [warning]
+        report = run_kagexp(project, "report", "exp001")
+        assert report.returncode == 0 and report.stderr.splitlines() == [warning]
+    finally:
+        (project / "kagexp.yml").write_text(settings)
+    assert run_kagexp(project, "ls").stderr == ""
+
+
+def test_load_history_has_integer_steps_and_clean_times(project):
+    history = kagexp.load_history("exp001/run003", root=project)
+    assert str(history["step"].dtype) == "Int64"
+    assert history["step"].iloc[:3].tolist() == [0, 1, 2] and history["step"].isna().tolist() == [False] * 3 + [True]
+    assert all(t.microsecond % 1000 == 0 and t.nanosecond == 0 for t in history["time"])
+    assert str(history["time"].dt.tz) == "UTC"
+    times = [json.loads(line)["_time"] for line in (out_dir(project) / "run003/metrics.jsonl").read_text().splitlines()]
+    assert [round(t.timestamp(), 3) for t in history["time"]] == times
+
+
+def test_show_prints_the_private_score_kaggle_gave(project):
+    RunFolder(out_dir(project) / "run003").append_lb(0.26, "fetched", private=0.255)
+    lines = run_kagexp(project, "show", "exp001/run003").stdout.splitlines()
+    at = lines.index("leaderboard: cv 0.3 | LB 0.26 (latest of 2)")
+    assert lines[at + 2].startswith("  0.26 (private 0.255)  ") and lines[at + 2].endswith("  fetched")
