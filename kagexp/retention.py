@@ -91,13 +91,14 @@ def plan(project: Project, keep: Keep, exps: list[str] | None = None, larger_tha
 
 
 def _kept(project: Project, records: list[RunRecord], keep: Keep) -> dict[str, list[str]]:
-    """Each run kept whole, with why: running, used by a blend or a pack, best, submitted, lb."""
+    """Each run kept whole, with why: running, partial (its finished folds are what it resumes
+    from), used by a blend or a pack, best, submitted, lb."""
     kept: dict[str, list[str]] = {}
     for record in _best(project, records, keep.best):
         kept.setdefault(record.id, []).append(f"best {project.settings['metric']['name']}")
     for record in records:
         folder = record.run_folder
-        reasons = ["running"] if record.status == "running" else []
+        reasons = [record.status] if record.status in ("running", "partial") else []
         reasons += [f"used by {ref['by']}" for ref in folder.refs()]
         reasons += ["submitted"] if keep.submitted and folder.was_submitted() else []
         reasons += ["lb"] if keep.lb and folder.lb_history() else []

@@ -106,6 +106,8 @@ def test_a_run_is_partial_until_every_fold_is_done(tmp_path):
     assert "partial" in run_kagexp(root, "runs", "--status", "partial").stdout
     ls = json.loads(run_kagexp(root, "ls", "--format", "json").stdout)
     assert (ls[0]["done"], ls[0]["partial"]) == (0, 1)
+    collected = run_kagexp(root, "gc")  # a partial run's finished folds are what it resumes from
+    assert collected.stderr.strip() == "gc: nothing to move; 1 run(s) kept whole", collected.stderr
 
     (root / "exp" / "exp001" / "config.yml").write_text(CONFIG + "folds: [0, 1, 2, 3, 4]\n")
     second = run_exp(root, "--only", "run001")
