@@ -174,3 +174,20 @@ def test_a_member_not_done_or_missing_is_refused_in_one_line(project, tmp_path):
     assert done.stderr.startswith("kagexp: error: blend/mean: its member exp002/run001 is gone: no run ")
     assert not (copy / "pk").exists()
     assert (out_dir(copy) / "run001/refs.jsonl").read_text() == refs  # no reference to a pack not made
+
+
+def test_show_gives_a_blends_method_members_and_weights(project):
+    meta = json.loads((project / "data/output/blend/hill/meta.json").read_text())["blend"]
+    done = run_kagexp(project, "show", "blend/hill")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    start = lines.index(f"blend: hill, auc {meta['cv']:.6g} over all OOF rows")
+    cv = meta["member_cv"]
+    assert [line.split() for line in lines[start + 1 : start + 4]] == [
+        ["member", "weight", "oof", "auc"],
+        ["exp001/run001", f"{meta['weights'][0]:.6g}", f"{cv['exp001/run001']:.6g}"],
+        ["exp002/run001", f"{meta['weights'][1]:.6g}", f"{cv['exp002/run001']:.6g}"],
+    ]
+    assert "override" not in done.stdout and "base config" not in done.stdout
+    assert "code None" not in done.stdout and "packages:" not in done.stdout and "user" not in done.stdout
+    assert "  command: " in done.stdout and "provenance:" in done.stdout
