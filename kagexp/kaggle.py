@@ -20,6 +20,7 @@ from pathlib import Path
 
 from kagexp import packformat
 from kagexp.errors import KagexpError
+from kagexp.runfolder import SUBMISSION
 
 INPUT = "/kaggle/input"
 WORKING = "/kaggle/working"
@@ -75,7 +76,7 @@ def _infer_blend(pack: Path, manifest: packformat.Manifest, run: str, recipe: pa
             path, took = _infer_packed(pack, manifest, member, scratch / member.replace("/", "-"), label)
             submissions.append(read_submission(path, member, recipe.columns))
             seconds += took
-        submission = combine_submissions(recipe, submissions, working / "submission.csv")
+        submission = combine_submissions(recipe, submissions, working / SUBMISSION)
     except KagexpError as exc:
         raise SystemExit(f"kagexp: error: {run}: member {exc}") from None
     shutil.rmtree(scratch)

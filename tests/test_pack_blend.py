@@ -3,6 +3,7 @@ runs and their submissions are combined into the blend's own submission.csv."""
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ SETTINGS = "name: t\nmetric:\n  name: auc\n  direction: max\n"
 # member's snapshot in turn, so it must not hand exp002 the model module of exp001.
 EXP_PY = """\
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -191,3 +193,21 @@ def test_show_gives_a_blends_method_members_and_weights(project):
     assert "override" not in done.stdout and "base config" not in done.stdout
     assert "code None" not in done.stdout and "packages:" not in done.stdout and "user" not in done.stdout
     assert "  command: " in done.stdout and "provenance:" in done.stdout
+
+
+def test_the_kernels_blend_modules_import_without_numpy():
+    """numpy comes only when a blend is combined; importing the kernel's modules needs yaml alone."""
+    code = "import sys, kagexp.kaggle, kagexp.packblend; print('numpy' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env())
+    assert done.stdout.strip() == "False", done.stderr
+
+
+def test_a_packed_blend_rehearses_to_its_own_submission(project, tmp_path):
+    """The real sandbox: the blend's members inferred offline from the packed wheels, in a fresh venv."""
+    packed = pack(project, "blend/rank", out="pk-rehearse")
+    guard = [] if os.geteuid() == 0 else ["--allow-network"]
+    done = run_kagexp(project, "rehearse", "pk-rehearse", "--limit", "5m", *guard, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines()[1] == "submission.csv: 20 rows, columns id,target; identical to the training run's"
+    made = (packed / "rehearsal/working/submission.csv").read_bytes()
+    assert made == (project / "data/output/blend/rank/submission.csv").read_bytes()
