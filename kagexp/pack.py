@@ -98,8 +98,9 @@ class Packing:
             raise RunStateError(
                 f"{blend.id}: its member {record.id} is {record.status}, not done; only done runs can be packed"
             )
-        blended = (blend.meta.get("members") or {}).get(record.id) or {}
-        if blended.get("started") not in (None, record.meta.get("started")):
+        if record.exp == runfolder.BLENDS:
+            raise UsageError(f"{blend.id}: its member {record.id} is a blend; pack a blend of runs, not of blends")
+        if _blended_start(blend, record.id) not in (None, record.meta.get("started")):
             raise RunStateError(
                 f"{blend.id}: its member {record.id} ran again since it was blended; blend it again to pack it"
             )
@@ -232,6 +233,13 @@ def pack(
     packing = Packing(project, run_ids, out, dataset, artifacts or [], requirements or [])
     path = packing.build()
     return Packed(path, [r.id for r in packing.packed], tree_size(path))
+
+
+def _blended_start(blend: RunRecord, member: str) -> object:
+    """When the member's attempt that the blend used started, as the blend's meta.json recorded it."""
+    members = blend.meta.get("members")
+    recorded = members.get(member) if isinstance(members, dict) else None
+    return recorded.get("started") if isinstance(recorded, dict) else None
 
 
 def _copy_files(record: RunRecord, names: Iterable[str], tmp: Path) -> None:

@@ -159,21 +159,29 @@ def test_a_member_without_infer_is_one_line_naming_the_blend_and_the_member(proj
     assert not (tmp_path / "out/submission.csv").exists()
 
 
-def test_a_member_not_done_or_missing_is_refused_in_one_line(project, tmp_path):
+def test_a_member_run_again_not_done_or_missing_is_refused_in_one_line(project, tmp_path):
     copy = tmp_path / "p"
     shutil.copytree(project, copy, ignore=shutil.ignore_patterns("pk-*"))
-    refs = (out_dir(copy) / "run001/refs.jsonl").read_text()
-    meta_path = out_dir(copy, "exp002") / "run001/meta.json"
-    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "status": "failed"}))
+    assert run_exp(copy, "--force", exp="exp001").returncode == 0
     done = run_kagexp(copy, "pack", "blend/mean", "--dataset", "alice/blend-models", "-o", "pk")
     assert done.returncode == 2
     assert done.stderr == (
-        "kagexp: error: blend/mean: its member exp002/run001 is failed, not done; only done runs can be packed\n"
+        "kagexp: error: blend/mean: its member exp001/run001 ran again since it was blended; "
+        "blend it again to pack it\n"
+    )
+    blend(copy, "exp001/run001", "exp002/run001", "-o", "again")
+    refs = (out_dir(copy) / "run001/refs.jsonl").read_text()
+    meta_path = out_dir(copy, "exp002") / "run001/meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "status": "failed"}))
+    done = run_kagexp(copy, "pack", "blend/again", "--dataset", "alice/blend-models", "-o", "pk")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "kagexp: error: blend/again: its member exp002/run001 is failed, not done; only done runs can be packed\n"
     )
     shutil.rmtree(out_dir(copy, "exp002") / "run001")
-    done = run_kagexp(copy, "pack", "blend/mean", "--dataset", "alice/blend-models", "-o", "pk")
+    done = run_kagexp(copy, "pack", "blend/again", "--dataset", "alice/blend-models", "-o", "pk")
     assert done.returncode == 2 and len(done.stderr.splitlines()) == 1
-    assert done.stderr.startswith("kagexp: error: blend/mean: its member exp002/run001 is gone: no run ")
+    assert done.stderr.startswith("kagexp: error: blend/again: its member exp002/run001 is gone: no run ")
     assert not (copy / "pk").exists()
     assert (out_dir(copy) / "run001/refs.jsonl").read_text() == refs  # no reference to a pack not made
 
