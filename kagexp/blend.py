@@ -23,14 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kagexp.combine import METHODS, combined, rank_mean, weighted
 from kagexp.errors import RunStateError, TargetExistsError, UsageError
-from kagexp.metrics import Metric, average_ranks, resolve
+from kagexp.metrics import Metric, resolve
 from kagexp.predictions import Predictions, make, read
 from kagexp.project import Project, check_name
 from kagexp.records import RunRecord, find_run
 from kagexp.runfolder import BLENDS, RunFolder, blend_root, now_iso
 
-METHODS = ("mean", "rank", "hill", "ridge")
 RIDGE_ALPHA = 1.0  # the penalty of scikit-learn's Ridge by default
 HILL_STEPS = 100
 
@@ -158,22 +158,6 @@ def _score(metric: Metric, target: Any, matrix: Any) -> float:
     return metric(target, matrix[:, 0] if matrix.shape[1] == 1 else matrix)
 
 
-def _weighted(weights: Any, matrices: Any):
-    import numpy as np
-
-    return np.tensordot(np.asarray(weights, dtype=float), matrices, axes=1)
-
-
-def rank_mean(matrices: Any):
-    """The members' average ranks (per column), averaged and scaled to 0–1. Ranks are whole or half
-    numbers, so their sum is exact: equal rank sums stay equal, whatever order they are added in."""
-    import numpy as np
-
-    count, rows, width = matrices.shape
-    ranks = np.stack([np.column_stack([average_ranks(c) for c in m.T]) for m in matrices])
-    return ranks.sum(axis=0) / (count * rows)
-
-
 def hill_climb(metric: Metric, target: Any, matrices: Any) -> list[float]:
     """Greedy forward selection with replacement, from the best single member."""
     import numpy as np
@@ -185,7 +169,7 @@ def hill_climb(metric: Metric, target: Any, matrices: Any) -> list[float]:
     current = scores[best]
     for _ in range(HILL_STEPS):
         trials = [
-            _score(metric, target, _weighted((counts + np.eye(len(counts))[i]) / (counts.sum() + 1), matrices))
+            _score(metric, target, weighted((counts + np.eye(len(counts))[i]) / (counts.sum() + 1), matrices))
             for i in range(len(counts))
         ]
         pick = max(range(len(trials)), key=lambda i: trials[i] if metric.direction == "max" else -trials[i])
@@ -236,7 +220,7 @@ def ridge_out_of_fold(matrices: Any, target: Any, folds: Any) -> tuple[Any, dict
     for fold in np.unique(folds):
         held = folds == fold
         weights = nonnegative_ridge(*_ridge_design(matrices, ~held, target))
-        blended[held] = _weighted(weights, matrices[:, held, :])
+        blended[held] = weighted(weights, matrices[:, held, :])
         per_fold[int(fold)] = weights.tolist()
     return blended, per_fold
 
@@ -302,7 +286,7 @@ def _fit(method: str, metric: Metric, target: Any, matrices: Any, folds: Any):
         )
     if method == "hill":
         weights = hill_climb(metric, target, matrices)
-        return weights, _weighted(weights, matrices), {}
+        return weights, weighted(weights, matrices), {}
     weights = [1 / count] * count
     return weights, rank_mean(matrices) if method == "rank" else matrices.mean(axis=0), {}
 
@@ -315,7 +299,7 @@ def _blended_test(method: str, members: list[Member], weights: list[float]) -> P
     if any(t is None for t in tests) or len({t.ids_hash for t in tests}) != 1:
         return None
     matrices = np.stack([t.matrix() for t in tests])
-    blended = rank_mean(matrices) if method == "rank" else _weighted(weights, matrices)
+    blended = combined(method, weights, matrices)
     return make(blended, tests[0].ids, columns=tests[0].columns, what="the blend's test")
 
 

@@ -483,9 +483,12 @@ def submit(run_id: str, message: str | None, dry_run: bool) -> None:
 def pack(run_ids, out, dataset, artifacts, wheels, upload: bool) -> None:
     """Pack done runs as a Kaggle dataset, with an offline inference kernel in kernel/.
 
+    A blend (blend/NAME) is packed with its members; the kernel combines their submissions.
+
     \b
     Example:
       kagexp pack exp003/run002 --dataset alice/titanic-exp003 --wheels lightgbm==4.5.0
+      kagexp pack blend/blend001 --dataset alice/titanic-blend
     """
     from kagexp.diskuse import human
     from kagexp.pack import pack as make_pack

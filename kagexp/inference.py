@@ -16,7 +16,7 @@ from kagexp.errors import InvalidNameError, NotFoundError
 from kagexp.provenance import seed_everything
 from kagexp.run import saved_artifact, write_submission
 from kagexp.runfolder import RunFolder
-from kagexp.scripts import import_script
+from kagexp.scripts import import_script, snapshot_imports
 
 
 @dataclass
@@ -63,25 +63,27 @@ class Inferred:
 
 def infer_run(run: str, run_dir: Path, code_dir: Path, input_dir: Path, working_dir: Path) -> Inferred:
     """Import the run's snapshot of exp.py (its main line does not run) and call its `infer` with the
-    recorded config, as the run's `run` was called."""
+    recorded config, as the run's `run` was called; the snapshot's own modules are forgotten after,
+    so that the next run inferred in this process (a blend's next member) imports its own."""
     folder = RunFolder(run_dir)
     cfg = Config(folder.merged_config())
     meta = folder.meta() or {}
-    function = _infer_function(run, code_dir / "exp.py")
     exp, name = run.split("/")
     working_dir.mkdir(parents=True, exist_ok=True)
     ctx = InferenceContext(exp, name, run_dir, input_dir, working_dir, meta.get("seed"))
-    if isinstance(ctx.seed, int):
-        seed_everything(ctx.seed)
-    started = time.monotonic()
-    function(cfg, ctx)
+    if not (code_dir / "exp.py").is_file():
+        raise NotFoundError(f"{run}: its code snapshot has no exp.py ({code_dir / 'exp.py'}); pack the run again")
+    with snapshot_imports(code_dir):
+        function = _infer_function(run, code_dir / "exp.py")
+        if isinstance(ctx.seed, int):
+            seed_everything(ctx.seed)
+        started = time.monotonic()
+        function(cfg, ctx)
     submission = working_dir / "submission.csv"
     return Inferred(run, submission if submission.is_file() else None, time.monotonic() - started)
 
 
 def _infer_function(run: str, script: Path) -> Any:
-    if not script.is_file():
-        raise NotFoundError(f"{run}: its code snapshot has no exp.py ({script}); pack the run again")
     module = import_script(script)
     function = getattr(module, "infer", None)
     if not callable(function):

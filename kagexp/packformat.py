@@ -7,6 +7,7 @@ PACK/                          # a Kaggle dataset: `kaggle datasets create -p PA
 ├── wheels/                    # kagexp's own wheel and those of --wheels
 ├── exp003/run002/             # the run's recorded config and meta, and the artifacts chosen
 ├── exp003/code/<hash>/        # the snapshot of the code the run ran (its exp.py, model.py …)
+├── blend/blend001/            # a packed blend: its config and meta, and blend.json, its recipe
 ├── kernel/                    # `kaggle kernels push -p PACK/kernel`: kernel-metadata.json, infer.py
 └── rehearsal/                 # `kagexp rehearse`: the kernel's working folder and its report
 ```
@@ -14,6 +15,10 @@ PACK/                          # a Kaggle dataset: `kaggle datasets create -p PA
 The run folders inside keep the run-folder format (`kagexp.runfolder`), so the same code reads a
 packed run and a project's run. The manifest carries `format`; reading checks its shape. This
 module stays light (stdlib only): the offline kernel imports it before anything else.
+
+A blend is packed with its members (each a run as above) and its recipe, `blend.json`: the
+method, each member's weight and the submission's columns, all the kernel needs to combine the
+members' submissions as `kagexp blend` combined their test predictions.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ KERNEL = "kernel"
 KERNEL_METADATA = "kernel-metadata.json"
 KERNEL_SCRIPT = "infer.py"
 REHEARSAL = "rehearsal"
+BLEND_RECIPE = "blend.json"  # in a packed blend's folder
 REHEARSAL_LOG = "kernel.log"  # in REHEARSAL, beside the working folder
 NOT_UPLOADED = (KERNEL, REHEARSAL)  # beside the dataset's files, never part of it
 
@@ -49,6 +55,44 @@ class Manifest:
 
     def to_json(self) -> dict:
         return {"format": FORMAT, **self.__dict__}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a packed blend combines its members' submissions into its own."""
+
+    method: str
+    members: list[str]
+    weights: list[float]  # one per member: those the blend used on the test rows
+    columns: list[str]  # the blend's submission header: the id column, then the predictions
+
+    def to_json(self) -> dict:
+        return {"format": FORMAT, **self.__dict__}
+
+    def is_valid(self) -> bool:
+        """The shape the kernel relies on: names, one number per member, an id and a prediction column."""
+        lists = (self.members, self.weights, self.columns)
+        if not isinstance(self.method, str) or not all(isinstance(x, list) for x in lists):
+            return False
+        numbers = all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in self.weights)
+        names = all(isinstance(x, str) for x in [*self.members, *self.columns])
+        return numbers and names and len(self.members) == len(self.weights) > 0 and len(self.columns) >= 2
+
+
+def read_recipe(pack: Path, run: str) -> Recipe | None:
+    """The recipe of a packed blend; None for a packed run that is not a blend."""
+    path = run_dir(pack, run) / BLEND_RECIPE
+    if not path.is_file():
+        return None
+    damaged = NotFoundError(f"{path} is damaged; pack {run} again")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        recipe = Recipe(**{k: data[k] for k in Recipe.__dataclass_fields__})
+    except (OSError, ValueError, KeyError, TypeError):
+        raise damaged from None
+    if not recipe.is_valid():
+        raise damaged
+    return recipe
 
 
 def read_manifest(pack: Path) -> Manifest:

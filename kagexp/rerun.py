@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from kagexp.provenance import Provenance
 from kagexp.records import RunRecord, find_run, scan_experiment
 from kagexp.run import RunFunction, RunResult, RunSpec, execute
 from kagexp.runfolder import RunFolder, code_dir, code_root, run_function
-from kagexp.scripts import MODULE, import_script
+from kagexp.scripts import import_script, snapshot_imports
 
 RERUNNABLE = ("done", "failed", "interrupted", "stale")
 # What a rerun does not report as changed: its code is the snapshot's, whatever git says now.
@@ -209,7 +208,7 @@ def rerun_one(
     on_start: Callable[[RunSpec], None] | None = None,
 ) -> Outcome:
     """One rerun: a new attempt in the run's folder, from the snapshot, the recorded config and seed."""
-    with _working_in(project.root), _snapshot_imports(target.snapshot):
+    with _working_in(project.root), snapshot_imports(target.snapshot):
         changed = environment_changes(target.meta, target.provenance.environment)
         provenance = with_environment(target.provenance, rerun_of={"attempt": target.attempt, "changed": changed})
         fn = _function(target)
@@ -266,25 +265,6 @@ def _working_in(folder: Path) -> Iterator[None]:
         yield
     finally:
         os.chdir(previous)
-
-
-@contextmanager
-def _snapshot_imports(snapshot: Path) -> Iterator[None]:
-    """The snapshot first on `sys.path`, its own modules imported from it (a module of the same name
-    loaded before is set aside), and all of them forgotten afterwards, with `sys.path` as it was."""
-    saved_path = list(sys.path)
-    own = {p.stem for p in snapshot.iterdir() if p.suffix == ".py" or (p / "__init__.py").is_file()}
-    shadowed = {name: sys.modules.pop(name) for name in list(sys.modules) if _top(name) in own}
-    sys.path.insert(0, str(snapshot))
-    try:
-        yield
-    finally:
-        sys.path[:] = saved_path
-        inside = str(snapshot) + os.sep
-        for name, module in list(sys.modules.items()):
-            if name == MODULE or _top(name) in own or str(getattr(module, "__file__", None)).startswith(inside):
-                del sys.modules[name]
-        sys.modules.update(shadowed)
 
 
 def _top(name: str) -> str:

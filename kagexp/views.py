@@ -48,8 +48,11 @@ def record_text(record: RunRecord, metric: str | None = None) -> list[str]:
     if meta.get("error"):
         lines.append(f"error: {meta['error']}")
     folder = record.run_folder
-    lines.append(f"override ({runfolder.OVERRIDE}):")
-    lines.extend("  " + line for line in folder.override_text().splitlines() or ["(base config)"])
+    if isinstance(meta.get("blend"), dict):
+        lines.extend(_blend_lines(meta["blend"]))
+    else:
+        lines.append(f"override ({runfolder.OVERRIDE}):")
+        lines.extend("  " + line for line in folder.override_text().splitlines() or ["(base config)"])
     lines.append(f"config ({runfolder.CONFIG}):")
     lines.extend("  " + line for line in folder.config_text().splitlines())
     lines.append("metrics:")
@@ -58,6 +61,21 @@ def record_text(record: RunRecord, metric: str | None = None) -> list[str]:
     lines.extend(_provenance_lines(meta))
     lines.append("files:")
     lines.extend(f"  {name}  {size} B" for name, size in folder.listed_files())
+    return lines
+
+
+def _blend_lines(blend: dict) -> list[str]:
+    """A blend has no override: its method, and each member's weight and OOF score, as `kagexp blend` printed."""
+    metric, members, weights = blend.get("metric"), blend.get("members"), blend.get("weights")
+    scores = blend.get("member_cv") if isinstance(blend.get("member_cv"), dict) else {}
+    lines = [f"blend: {_value(blend.get('method'))}, {_value(metric)} {_value(blend.get('cv'))} over all OOF rows"]
+    if not isinstance(members, list) or not isinstance(weights, list):
+        return lines
+    rows = [[member, _value(weight), _value(scores.get(member))] for member, weight in zip(members, weights)]
+    table = render(["member", "weight", f"oof {_value(metric)}"], rows, "table")
+    lines.extend("  " + line for line in table.splitlines())
+    if blend.get("fold_weights"):
+        lines.append(f"  (test weights fitted on every row; each fold's OOF weights in {runfolder.META})")
     return lines
 
 
@@ -80,6 +98,14 @@ def _provenance_lines(meta: dict) -> list[str]:
     """The provenance part of `show`; `meta.json` is printed as found, whatever the shape of a value."""
     if not meta.get("host"):
         return []
+    if isinstance(meta.get("blend"), dict):  # made by `kagexp blend`: no code, seed, user, GPUs or packages
+        return [
+            "provenance:",
+            f"  host {meta.get('host')}  pid {meta.get('pid')}",
+            f"  python {meta.get('python')}  kagexp {meta.get('kagexp')}  {meta.get('platform')}",
+            f"  {_git_line(meta.get('git'))}",
+            f"  command: {_joined(meta.get('command'), ' ')}",
+        ]
     packages = meta.get("packages")
     return [
         "provenance:",
