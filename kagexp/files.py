@@ -4,13 +4,14 @@ reads that take regular files only, so that a FIFO, a device or a link in a fold
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import json
 import os
 import shutil
 from pathlib import Path
 from stat import S_ISREG
-from typing import Any
+from typing import Any, BinaryIO
 
 _counter = itertools.count()
 
@@ -117,6 +118,19 @@ def link_target(path: Path) -> str | None:
         return os.readlink(path)
     except OSError:
         return None
+
+
+def sha256(path: Path | str) -> str:
+    with open(path, "rb") as f:
+        return stream_sha256(f)
+
+
+def stream_sha256(f: BinaryIO) -> str:
+    """The sha256 of an open file from where it stands, read in 1 MiB pieces (inputs may be large)."""
+    digest = hashlib.sha256()
+    while chunk := f.read(2**20):
+        digest.update(chunk)
+    return digest.hexdigest()
 
 
 def read_json(path: Path) -> Any:

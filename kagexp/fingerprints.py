@@ -16,7 +16,6 @@ again next time). An output folder that cannot be written only loses the cache.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
 
 CACHE = ".fingerprints.json"
 CACHE_VERSION = 1
-CHUNK = 1 << 20
 _ENTRY_KEYS = {"size": int, "mtime_ns": int, "inode": int, "sha256": str}
 
 
@@ -96,14 +94,7 @@ def _entry(path: Path, cached: dict | None) -> dict | None:
     with os.fdopen(fd, "rb") as f:
         if cached is not None and all(cached.get(k) == v for k, v in key.items()):
             return cached
-        return {**key, "sha256": _sha256(f)}
-
-
-def _sha256(f) -> str:
-    digest = hashlib.sha256()
-    while chunk := f.read(CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
+        return {**key, "sha256": files.stream_sha256(f)}
 
 
 def _iso(mtime_ns: int) -> str:

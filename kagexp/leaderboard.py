@@ -8,7 +8,6 @@ listing.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 import re
@@ -16,7 +15,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from kagexp import kaggle_cli
+from kagexp import files, kaggle_cli
 from kagexp.errors import ConfigError, NotFoundError
 from kagexp.project import Project
 from kagexp.records import RunRecord, find_run, scan
@@ -115,16 +114,8 @@ def submit(sub: Submission) -> int:
     code = kaggle_cli.call(sub.command[1:])
     if code == 0:  # the run counts as submitted (retention keeps it) before its score is known
         name = sub.file.relative_to(sub.folder).as_posix()
-        RunFolder(sub.folder).record_submission(name, sha256(sub.file), sub.message)
+        RunFolder(sub.folder).record_submission(name, files.sha256(sub.file), sub.message)
     return code
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- the ledger: Kaggle's list of submissions, matched to runs ------------------------------------

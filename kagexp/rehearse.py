@@ -17,7 +17,6 @@ venv) is a temporary folder removed at the end; `DIR/rehearsal/` keeps the worki
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import re
@@ -31,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kagexp import packformat
+from kagexp import files, packformat
 from kagexp.errors import KagexpError, UsageError
 from kagexp.project import Project
 from kagexp.records import find_run
@@ -354,16 +353,8 @@ def input_manifest(root: Path) -> dict[str, tuple]:
         for name in names:
             path = os.path.join(folder, name)
             stat = os.lstat(path)
-            found[os.path.relpath(path, root)] = (stat.st_size, stat.st_mtime_ns, _hash(path))
+            found[os.path.relpath(path, root)] = (stat.st_size, stat.st_mtime_ns, files.sha256(path))
     return found
-
-
-def _hash(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def changes(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
