@@ -19,6 +19,7 @@ from kagexp import config
 from kagexp.errors import ConfigError
 from kagexp.project import Project
 from kagexp.records import FIELDS, RunRecord, all_experiments, columns, scan, section_keys
+from kagexp.runfolder import BLENDS
 from kagexp.tables import cell
 
 # --- --where -------------------------------------------------------------------------
@@ -348,7 +349,16 @@ def best_runs(records: list[RunRecord], metric: str | None, direction: str, coun
 
 
 def varying_keys(records: list[RunRecord]) -> list[str]:
-    """Config keys whose value differs between the records (or is missing in some)."""
+    """Config keys whose value differs between the records (or is missing in some). Blends are
+    compared with blends only: their config (method, members) shares no key with a trained run's,
+    and every key of the runs would otherwise vary against them."""
+    groups: dict[bool, list[RunRecord]] = {}
+    for record in records:
+        groups.setdefault(record.exp == BLENDS, []).append(record)
+    return list(dict.fromkeys(key for group in groups.values() for key in _varying_within(group)))
+
+
+def _varying_within(records: list[RunRecord]) -> list[str]:
     keys: dict[str, None] = {}
     for record in records:
         keys.update(dict.fromkeys(record.config))

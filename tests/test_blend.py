@@ -116,6 +116,8 @@ def test_a_blend_is_a_run_listed_shown_and_kept_by_gc(tmp_path):
     assert row["status"] == "done" and row["auc"] == blend_meta(root, "blend001")["blend"]["cv"]
     only = json.loads(run_kagexp(root, "runs", "blend", "--format", "json").stdout)
     assert [r["run"] for r in only] == ["blend/blend001"]
+    header = run_kagexp(root, "runs").stdout.splitlines()[0].split()
+    assert header[:4] == ["run", "status", "member", "noise"], header  # a blend's config is no run key's change
     shown = run_kagexp(root, "show", "blend/blend001")
     assert shown.returncode == 0 and "blend001" in shown.stdout
 
