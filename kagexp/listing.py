@@ -54,21 +54,36 @@ def list_runs(
     sort_key: str | None = None,
     limit: int | None = None,
     all_keys: bool = False,
+    refresh: bool = False,
 ) -> Listing:
-    """The runs of `exps` (default: all) with one of `statuses`, matching `where`, sorted, at most `limit`."""
+    """The runs of `exps` (default: all) with one of `statuses`, matching `where`, sorted, at most
+    `limit`; `refresh`: every run folder read again, not from the indexes."""
     from kagexp import results
-    from kagexp.records import scan
+    from kagexp.records import scan_parts
 
     wanted = parse_statuses(statuses)
     if where:
         results.parse_where(where)  # a typo is an error before any folder is read
-    records = scan(project, exps or None)
+    parts = scan_parts(project, exps or None, refresh)
+    records = results.top(parts, sort_key, limit, wanted) if sort_key and limit is not None and not where else None
+    warnings: list[str] = []
+    if records is None:
+        records, warnings = _selected(parts, wanted, where, sort_key, limit)
+    metric = project.settings["metric"]["name"]
+    columns, rows = results.table(records, all_keys, metric)
+    return Listing(columns, rows, warnings, records, metric)
+
+
+def _selected(
+    parts: list, wanted: set[str], where: str | None, sort_key: str | None, limit: int | None
+) -> tuple[list[RunRecord], list[str]]:
+    """The runs kept, sorted and cut, with a record each, and the warnings of `--where`."""
+    from kagexp import results
+    from kagexp.records import records_of
+
+    records = records_of(parts)
     if wanted:
         records = [r for r in records if r.status in wanted]
     chosen = results.filtered(records, where)
     records = results.sort(chosen.records, sort_key)
-    if limit is not None:
-        records = records[:limit]
-    metric = project.settings["metric"]["name"]
-    columns, rows = results.table(records, all_keys, metric)
-    return Listing(columns, rows, chosen.warnings, records, metric)
+    return (records if limit is None else records[:limit]), chosen.warnings

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 import operator
 import re
@@ -18,7 +19,8 @@ from typing import Any
 from kagexp import config
 from kagexp.errors import ConfigError
 from kagexp.project import Project
-from kagexp.records import FIELDS, RunRecord, all_experiments, columns, scan, section_keys
+from kagexp.records import FIELDS, Block, RunRecord, all_experiments, columns, scan, section_keys
+from kagexp.runfolder import ABSENT
 from kagexp.tables import cell
 
 # --- --where -------------------------------------------------------------------------
@@ -263,6 +265,59 @@ def sort(records: list[RunRecord], key: str | None) -> list[RunRecord]:
     numbers.sort(key=itemgetter(0), reverse=descending)
     texts.sort(key=itemgetter(0), reverse=descending)
     return [r for _, r in numbers] + [r for _, r in texts] + rest
+
+
+def top(parts: list[Block | RunRecord], key: str, limit: int, statuses: set[str]) -> list[RunRecord] | None:
+    """`sort(records, key)[:limit]` of the runs with one of `statuses` (all when empty), read from
+    the columns of `Block`s and with records made for the chosen runs only; None when no run has
+    the key (`sort` says so)."""
+    descending, name = key.startswith("-"), key.lstrip("-+")
+    sign = -1 if descending else 1  # in (value, sign × listing position): ties keep the listing order
+    numbers: list[tuple] = []
+    others: list[tuple] = []
+    base = 0
+    for index, part in enumerate(parts):
+        values, positions = _values(part, name, statuses)
+        # `_plain_number` inlined: a call per run would double the time of this line
+        found = [
+            (v, sign * (base + p), index, p)
+            for p in positions
+            if (t := type(v := values[p])) is float and v - v == 0.0 or t is int
+        ]
+        numbers += found
+        if len(found) < len(positions):  # text, missing, or a number of another type: rare
+            others += [(values[p], sign * (base + p), index, p) for p in positions if not _plain_number(values[p])]
+        base += len(values)
+    if others and not numbers and name not in FIELDS and all(item[0] is ABSENT for item in others):
+        return None
+    texts = [item for item in others if isinstance(item[0], str)]
+    numbers += [item for item in others if _is_number(item[0]) and not isinstance(item[0], str)]
+    best = heapq.nlargest if descending else heapq.nsmallest
+    chosen = [item[2:] for group in (numbers, texts) for item in best(limit, group)][:limit]
+    rest = [item[2:] for item in others if not isinstance(item[0], str) and not _is_number(item[0])]
+    chosen += rest[: limit - len(chosen)]  # in listing order, as `sort` leaves them
+    return [_record(parts[index], position) for index, position in chosen]
+
+
+def _plain_number(value: Any) -> bool:
+    """`_is_number` for the values JSON gives (exactly int or float), without a call per check."""
+    kind = type(value)
+    return kind is int or (kind is float and value - value == 0.0)  # inf - inf and NaN are NaN
+
+
+def _values(part: Block | RunRecord, key: str, statuses: set[str]) -> tuple[list[Any], range | list[int]]:
+    """A part's values of `key` (ABSENT where a run lacks it) and the positions of its runs with one of `statuses`."""
+    if isinstance(part, Block):
+        values = part.values(key)
+        if not statuses:
+            return values, range(len(values))
+        return values, [p for p, status in enumerate(part.table.column("run", "status")) if status in statuses]
+    value = part.value(key) if part.has(key) else ABSENT
+    return [value], [] if statuses and part.status not in statuses else [0]
+
+
+def _record(part: Block | RunRecord, position: int) -> RunRecord:
+    return part.record(position) if isinstance(part, Block) else part
 
 
 def _is_number(value: Any) -> bool:
