@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
@@ -273,36 +274,39 @@ def top(parts: list[Block | RunRecord], key: str, limit: int, statuses: set[str]
     the key (`sort` says so)."""
     descending, name = key.startswith("-"), key.lstrip("-+")
     sign = -1 if descending else 1  # in (value, sign × listing position): ties keep the listing order
-    numbers: list[tuple] = []
+    select, extreme = (heapq.nlargest, max) if descending else (heapq.nsmallest, min)
+    numbers: list[tuple] = []  # the `limit` best numbers of the plain columns so far, best first
     others: list[tuple] = []
     base = 0
     for index, part in enumerate(parts):
         values, positions = _values(part, name, statuses)
-        # `_plain_number` inlined: a call per run would double the time of this line
-        found = [
-            (v, sign * (base + p), index, p)
-            for p in positions
-            if (t := type(v := values[p])) is float and v - v == 0.0 or t is int
-        ]
-        numbers += found
-        if len(found) < len(positions):  # text, missing, or a number of another type: rare
-            others += [(values[p], sign * (base + p), index, p) for p in positions if not _plain_number(values[p])]
+        if isinstance(positions, range) and _plain_numbers(values):  # the usual column: no loop in Python
+            if len(numbers) < limit or (numbers and _beats(extreme(values), numbers[-1][0], descending)):
+                ranked = zip(values, range(sign * base, sign * (base + len(values)), sign), repeat(index), positions)
+                numbers = select(limit, chain(numbers, ranked))
+        else:
+            others += [(values[p], sign * (base + p), index, p) for p in positions]
         base += len(values)
     if others and not numbers and name not in FIELDS and all(item[0] is ABSENT for item in others):
         return None
     texts = [item for item in others if isinstance(item[0], str)]
-    numbers += [item for item in others if _is_number(item[0]) and not isinstance(item[0], str)]
-    best = heapq.nlargest if descending else heapq.nsmallest
-    chosen = [item[2:] for group in (numbers, texts) for item in best(limit, group)][:limit]
+    numbers += [item for item in others if _is_number(item[0])]
+    chosen = [item[2:] for group in (numbers, texts) for item in select(limit, group)][:limit]
     rest = [item[2:] for item in others if not isinstance(item[0], str) and not _is_number(item[0])]
     chosen += rest[: limit - len(chosen)]  # in listing order, as `sort` leaves them
     return [_record(parts[index], position) for index, position in chosen]
 
 
-def _plain_number(value: Any) -> bool:
-    """`_is_number` for the values JSON gives (exactly int or float), without a call per check."""
-    kind = type(value)
-    return kind is int or (kind is float and value - value == 0.0)  # inf - inf and NaN are NaN
+def _beats(value: Any, worst: Any, descending: bool) -> bool:
+    """Whether a column's best value would displace the worst kept (a tie comes later: it cannot)."""
+    return value > worst if descending else value < worst
+
+
+def _plain_numbers(values: list[Any]) -> bool:
+    """Whether every value is a finite float, or every one an int, checked in C (`map`, `sum`):
+    NaN and infinities make the sum NaN or infinite."""
+    kinds = set(map(type, values))
+    return kinds == {int} or (kinds == {float} and math.isfinite(sum(values)))
 
 
 def _values(part: Block | RunRecord, key: str, statuses: set[str]) -> tuple[list[Any], range | list[int]]:

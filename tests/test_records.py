@@ -8,7 +8,8 @@ import time
 import pytest
 from helpers import make_project, out_dir, run_exp
 
-from kagexp import records, results
+from kagexp import listing, records, results
+from kagexp.errors import ConfigError
 from kagexp.project import load_project
 from kagexp.runfolder import RunFolder, index_path, load_index, save_index
 
@@ -130,14 +131,15 @@ def test_running_runs_are_never_cached(tmp_path):
 
 
 def finished(out, name, cv, status="done"):
-    """A run folder as a finished run leaves it, written with runfolder's writers, settled."""
+    """A run folder as a finished run leaves it, written with runfolder's writers, settled (`cv`
+    None: the run logs no cv)."""
     folder = RunFolder(out / name)
     folder.path.mkdir(parents=True)
     meta = {"status": status, "attempt": 1, "started": "2026-12-01T10:00:00", "ended": None, "duration": 1.0}
     meta.update(code_hash=None, seed=7, error=None)
     folder.write_override("")
     folder.write_meta(meta)
-    folder.write_summary(meta, {"seed": 7}, {"cv": cv})
+    folder.write_summary(meta, {"seed": 7}, {} if cv is None else {"cv": cv})
     age(folder.path)
     return folder
 
@@ -214,3 +216,29 @@ def test_a_hand_edit_in_a_finished_run_shows_after_refresh_or_in_a_small_project
     os.utime(run_dir)  # as an editor that saves by renaming does
     monkeypatch.setattr(records, "CHECK_EACH_RUN_BELOW", 5_000)
     assert listed(big)["run002"][1] == 0.8
+
+
+def test_the_top_rows_picked_from_the_columns_are_those_a_full_sort_gives(big):
+    out = big.output_dir("exp001")
+    values = [0.5, 0.5, "n/a", None, float("nan"), 3, 0.2]
+    for i, cv in enumerate(values, 4):
+        finished(out, f"run{i:03d}", cv, "failed" if i % 3 == 0 else "done")
+    other = out.parent / "exp002"
+    for i, cv in enumerate((0.5, 0.7, -1.0), 1):
+        finished(other, f"run{i:03d}", cv)
+    (other / "run009").mkdir()  # running: exp002 is read folder by folder, exp001 from its index
+    (other / "run009" / "meta.json").write_text(json.dumps({"status": "running"}))
+    age(out)
+    listing.list_runs(big, [])
+    assert [type(p).__name__ for p in records.scan_parts(big)][:1] == ["Block"]
+    for key in ("cv", "-cv", "run", "-status", "lb", "-seed"):
+        for statuses in ((), ("done",), ("failed", "running")):
+            everything = [r.id for r in listing.list_runs(big, [], statuses, None, key).records]
+            for limit in (0, 1, 3, 20):
+                picked = [r.id for r in listing.list_runs(big, [], statuses, None, key, limit).records]
+                assert picked == everything[:limit], (key, statuses, limit)
+
+
+def test_sorting_the_top_rows_by_a_key_no_run_has_is_an_error(big):
+    with pytest.raises(ConfigError, match="no run has a key `cvv`; did you mean `cv`"):
+        listing.list_runs(big, [], sort_key="-cvv", limit=3)
