@@ -276,10 +276,13 @@ def runs(exps, statuses, where, sort_key, limit, fmt, all_keys, refresh) -> None
     every_key = all_keys or fmt in tables.MACHINE
     listed = list_runs(_project(), list(exps), statuses, where, sort_key, limit, every_key, refresh)
     _warn(listed.warnings)
-    if not listed.rows and fmt == "table":
+    if not listed.records and fmt == "table":
         click.echo("no runs match" if exps or statuses or where else "no runs yet", err=True)
         return
-    _print_table(listed.columns, listed.rows, fmt)
+    if fmt == "json":  # column by column: 100,000 rows never become lists
+        click.echo(tables.json_text(listed.columns, listed.data))
+    else:
+        _print_table(listed.columns, listed.rows, fmt)
     line = listed.cv_lb() if fmt == "table" else None
     if line:
         click.echo(line)

@@ -23,10 +23,14 @@ class Listing:
     """The table of `kagexp runs`, and what to warn about."""
 
     columns: list[str]
-    rows: list[list[Any]]
+    data: list[list[Any]]  # each column's values, in row order
     warnings: list[str] = field(default_factory=list)
     records: list[RunRecord] = field(default_factory=list, repr=False)
     metric: str | None = None
+
+    @property
+    def rows(self) -> list[list[Any]]:
+        return list(map(list, zip(*self.data)))
 
     def cv_lb(self) -> str | None:
         """The CV–LB line printed under a table (only a table: 100,000 json rows need not pay for it)."""
@@ -70,8 +74,8 @@ def list_runs(
     if records is None:
         records, warnings = _selected(parts, wanted, where, sort_key, limit)
     metric = project.settings["metric"]["name"]
-    columns, rows = results.table(records, all_keys, metric)
-    return Listing(columns, rows, warnings, records, metric)
+    columns, data = results.table_columns(records, all_keys, metric)
+    return Listing(columns, data, warnings, records, metric)
 
 
 def _selected(

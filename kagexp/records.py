@@ -19,6 +19,8 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
+from itertools import groupby, repeat
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +91,11 @@ class RunRecord:
         return list(self.config if section == "config" else self.metrics)
 
     def values(self, section: str, keys: list[str]) -> list[Any]:
-        """The values of `keys` in its `config` or `metrics` (None where it has none): a table row."""
-        found = self.config if section == "config" else self.metrics
+        """The values of `keys` in its `config`, `metrics`, `meta` or `run` (status, lb), None where
+        it has none: a table row, or the run's part of `columns`."""
+        if section == "run":
+            return [getattr(self, key) for key in keys]
+        found = {"config": self.config, "metrics": self.metrics, "meta": self.meta}[section]
         return [found.get(key) for key in keys]
 
     def to_row(self) -> dict:
@@ -156,10 +161,12 @@ def columns(records: list[RunRecord], section: str, keys: list[str]) -> list[lis
                 for out, value in zip(found, values):
                     out.append(value)
             continue
-        positions = [record._position for record in group]  # type: ignore[attr-defined]
+        positions = list(map(_POSITION, group))
+        whole = positions == list(range(len(table.names)))  # a whole index, in order: no lookups
         for out, key in zip(found, keys):
             column = table.column(section, key)
-            out.extend([None if column[p] is ABSENT else column[p] for p in positions])
+            taken = column if whole else [column[p] for p in positions]
+            out.extend([None if value is ABSENT else value for value in taken] if ABSENT in taken else taken)
     return found
 
 
@@ -171,23 +178,28 @@ def section_keys(records: list[RunRecord], section: str) -> list[str]:
             for record in group:
                 keys.update(dict.fromkeys(record.keys(section)))
             continue
-        positions = [record._position for record in group]  # type: ignore[attr-defined]
+        positions = list(map(_POSITION, group))
+        whole = positions == list(range(len(table.names)))
         for key in table.keys(section):
+            if key in keys:
+                continue
             column = table.column(section, key)
-            if key not in keys and any(column[p] is not ABSENT for p in positions):
+            taken = column if whole else [column[p] for p in positions]
+            if taken.count(ABSENT) < len(taken):  # some run has it (counted in C)
                 keys[key] = None
     return list(keys)
 
 
+_POSITION = attrgetter("_position")
+
+
 def _by_table(records: list[RunRecord]) -> list[tuple[IndexTable | None, list[RunRecord]]]:
     """The records in runs of one index each (and of none: read from their folders), in order."""
+    tables = list(map(getattr, records, repeat("_table"), repeat(None)))  # in C: no Python loop per run
     groups: list[tuple[IndexTable | None, list[RunRecord]]] = []
-    for record in records:
-        table = record._table if isinstance(record, IndexedRecord) else None
-        if groups and groups[-1][0] is table:
-            groups[-1][1].append(record)
-        else:
-            groups.append((table, [record]))
+    for table, run in groupby(range(len(records)), key=tables.__getitem__):
+        indexes = list(run)
+        groups.append((table, records[indexes[0] : indexes[-1] + 1]))
     return groups
 
 
@@ -235,13 +247,13 @@ class Block:
 
     def record(self, position: int) -> IndexedRecord:
         name = self.table.names[position]
-        record = IndexedRecord(self.exp, name, os.path.join(self.folder, name), self.table, position)
+        record = IndexedRecord(self.exp, name, self.folder + os.sep + name, self.table, position)
         if self.in_runs is not None:
             record.in_runs = name in self.in_runs
         return record
 
     def records(self) -> list[RunRecord]:
-        return [self.record(position) for position in range(len(self.table.names))]
+        return list(map(self.record, range(len(self.table.names))))
 
     def values(self, key: str) -> list[Any]:
         """`IndexedRecord.value` of every run, column by column; ABSENT where a run has no such key."""

@@ -436,22 +436,31 @@ def metric_keys(records: list[RunRecord], first: str | None = None) -> list[str]
 def table(
     records: list[RunRecord], all_keys: bool = False, metric: str | None = None
 ) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows for `kagexp runs`: run, status, the varying config keys, then the metrics
-    with the project's `metric` first and the LB score beside it, then duration. Built column by
-    column (`records.columns`): 100,000 rows from the index cost no call per run and key."""
+    """Columns and rows for `kagexp runs` (see `table_columns`)."""
+    names, data = table_columns(records, all_keys, metric)
+    return names, list(map(list, zip(*data)))
+
+
+def table_columns(
+    records: list[RunRecord], all_keys: bool = False, metric: str | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """The columns of `kagexp runs` and each one's values: run, status, the varying config keys,
+    then the metrics with the project's `metric` first and the LB score beside it, then duration.
+    Built column by column (`records.columns`): 100,000 rows from the index cost no call per run
+    and key, and JSON encodes them column by column (`tables.json_text`)."""
     config_keys = section_keys(records, "config") if all_keys else varying_keys(records)
     metrics = metric_keys(records, metric)
-    lbs = [r.lb for r in records]
+    statuses, lbs = columns(records, "run", ["status", "lb"])
     lb = ["lb"] if any(value is not None for value in lbs) else []
     lead, rest = (metrics[:1], metrics[1:]) if metric in metrics else ([], metrics)
     gone = ["in RUNS"] if any(r.in_runs is False for r in records) else []
     names = ["run", "status", *gone, *config_keys, *lead, *lb, *rest, "duration"]
-    data = [[r.id for r in records], [r.status for r in records]]
+    data = [[f"{r.exp}/{r.run}" for r in records], statuses]
     data += [["no" if r.in_runs is False else "" for r in records]] if gone else []
     data += columns(records, "config", config_keys) + columns(records, "metrics", lead)
     data += [lbs] if lb else []
-    data += columns(records, "metrics", rest) + [[r.value("duration") for r in records]]
-    return names, [list(row) for row in zip(*data)]
+    data += columns(records, "metrics", rest) + columns(records, "meta", ["duration"])
+    return names, data
 
 
 # --- warnings and CV against LB ------------------------------------------------------

@@ -223,7 +223,11 @@ class RunFolder:
         return parent.parent.parent if parent.name == ATTEMPTS else parent
 
     def _changed(self) -> None:
-        """After a write of one of the run's records: listings must read the run again."""
+        """After a write to a run that may be finished and cached: listings must read it again.
+        Called by the writers that touch finished runs (LB scores, submissions, references,
+        rehearsals, a new attempt, `settle`); a run's own writes while it runs need not (a
+        marker write each would cost bookkeeping time): its new attempt marked the experiment
+        when it began, and a listing never caches a run not finished or changed in the last 2 s."""
         mark_changed(self.exp_out)
 
     def is_run(self) -> bool:
@@ -284,7 +288,6 @@ class RunFolder:
 
     def write_meta(self, meta: dict) -> None:
         files.write_json(self.path / META, {"format": FORMAT, **meta})
-        self._changed()
 
     def settle(self, status: str, message: str) -> bool:
         """Record the end of a run whose process died while `running`; whether it did.
@@ -300,6 +303,7 @@ class RunFolder:
                 return False
             meta.update(status=status, ended=now_iso(), error=message)
             self.write_meta(meta)
+            self._changed()
             return True
         finally:
             claim.release()
@@ -308,11 +312,9 @@ class RunFolder:
 
     def write_override(self, text: str) -> None:
         files.write_text(self.path / OVERRIDE, text)
-        self._changed()
 
     def write_config(self, merged: dict) -> None:
         files.write_text(self.path / CONFIG, dump_yaml(merged))
-        self._changed()
 
     def override_text(self) -> str:
         return _read_text(self.path / OVERRIDE)
@@ -353,7 +355,6 @@ class RunFolder:
 
     def write_metrics(self, metrics: dict) -> None:
         files.write_json(self.path / METRICS, metrics)
-        self._changed()
 
     def open_history(self) -> int:
         """A file descriptor to append `ctx.log` lines to, one `write` per line (see `append_line`)."""
@@ -386,7 +387,6 @@ class RunFolder:
             "lb": self.latest_lb(),
         }
         files.write_json(self.path / SUMMARY, data)
-        self._changed()
 
     def summary(self) -> dict | None:
         """The summary when it has the right shape, else None (read the run the slow way)."""

@@ -116,6 +116,7 @@ def test_files_of_the_wrong_shape_never_crash_a_listing(tmp_path, case):
     if text is None:  # a summary that parses, with a string where the config mapping belongs
         summary = json.loads(target.read_text())
         text = json.dumps({**summary, "config": "model.params.max_depth=1"})
+    target.parent.mkdir(exist_ok=True)  # `.listing/`: made by the first listing
     target.write_text(text)
     if name == "meta.json":  # else listings read the intact summary, and rightly so
         (run_dir / "summary.json").unlink()
