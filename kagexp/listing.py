@@ -34,6 +34,8 @@ class Listing:
 
     def cv_lb(self) -> str | None:
         """The CV–LB line printed under a table (only a table: 100,000 json rows need not pay for it)."""
+        if all(record.lb is None for record in self.records):  # no pair: not worth importing for
+            return None
         from kagexp.leaderboard import cv_lb_pairs
         from kagexp.results import cv_lb_line
 
