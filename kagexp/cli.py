@@ -259,7 +259,10 @@ def _warn(warnings: list[str]) -> None:
 @click.option("--limit", type=click.IntRange(min=0), help="Show at most N runs.")
 @click.option("--format", "fmt", type=FORMATS, default="table", help="Output format (csv, json: every key, in full).")
 @click.option("--all-keys", is_flag=True, help="Show every config key, not only those that vary (always in csv, json).")
-def runs(exps, statuses, where, sort_key, limit, fmt, all_keys) -> None:
+@click.option(
+    "--refresh", is_flag=True, help="Read every run folder again, not the listing's cache (after hand edits)."
+)
+def runs(exps, statuses, where, sort_key, limit, fmt, all_keys, refresh) -> None:
     """List runs: one row each, with the config keys that vary, metrics (the project's first, LB
     beside it) and status; under a table, the CV–LB rank correlation.
 
@@ -270,12 +273,16 @@ def runs(exps, statuses, where, sort_key, limit, fmt, all_keys) -> None:
     """
     from kagexp.listing import list_runs
 
-    listed = list_runs(_project(), list(exps), statuses, where, sort_key, limit, all_keys or fmt in tables.MACHINE)
+    every_key = all_keys or fmt in tables.MACHINE
+    listed = list_runs(_project(), list(exps), statuses, where, sort_key, limit, every_key, refresh)
     _warn(listed.warnings)
-    if not listed.rows and fmt == "table":
+    if not listed.records and fmt == "table":
         click.echo("no runs match" if exps or statuses or where else "no runs yet", err=True)
         return
-    _print_table(listed.columns, listed.rows, fmt)
+    if fmt == "json":  # column by column: 100,000 rows never become lists
+        click.echo(tables.json_text(listed.columns, listed.data))
+    else:
+        _print_table(listed.columns, listed.rows, fmt)
     line = listed.cv_lb() if fmt == "table" else None
     if line:
         click.echo(line)

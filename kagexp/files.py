@@ -81,7 +81,7 @@ def copy_file(src: Path, dst: Path) -> None:
         raise
 
 
-def open_regular(path: Path, follow: bool = False) -> tuple[int, os.stat_result] | None:
+def open_regular(path: str | Path, follow: bool = False) -> tuple[int, os.stat_result] | None:
     """A read-only descriptor of `path` and its stat when it is a regular file, else None.
 
     Never waits and never wanders: `O_NONBLOCK` because opening a FIFO waits for a writer
@@ -103,7 +103,7 @@ def open_regular(path: Path, follow: bool = False) -> tuple[int, os.stat_result]
     return fd, stat
 
 
-def read_regular(path: Path, follow: bool = False) -> bytes | None:
+def read_regular(path: str | Path, follow: bool = False) -> bytes | None:
     """The bytes of `path` when it is a regular file, else None (see `open_regular`)."""
     opened = open_regular(path, follow)
     if opened is None:
@@ -133,7 +133,7 @@ def stream_sha256(f: BinaryIO) -> str:
     return digest.hexdigest()
 
 
-def read_json(path: Path) -> Any:
+def read_json(path: str | Path) -> Any:
     """A regular file's JSON; anything else (a FIFO would hang a reader, a link) reads as absent."""
     data = read_regular(path)
     if data is None:

@@ -6,20 +6,22 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 import operator
 import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import chain, repeat
 from operator import itemgetter
 from typing import Any
 
 from kagexp import config
 from kagexp.errors import ConfigError
 from kagexp.project import Project
-from kagexp.records import FIELDS, RunRecord, all_experiments, columns, scan, section_keys
-from kagexp.runfolder import BLENDS
+from kagexp.records import FIELDS, Block, RunRecord, all_experiments, columns, scan, section_keys
+from kagexp.runfolder import ABSENT, BLENDS
 from kagexp.tables import cell
 
 # --- --where -------------------------------------------------------------------------
@@ -266,6 +268,62 @@ def sort(records: list[RunRecord], key: str | None) -> list[RunRecord]:
     return [r for _, r in numbers] + [r for _, r in texts] + rest
 
 
+def top(parts: list[Block | RunRecord], key: str, limit: int, statuses: set[str]) -> list[RunRecord] | None:
+    """`sort(records, key)[:limit]` of the runs with one of `statuses` (all when empty), read from
+    the columns of `Block`s and with records made for the chosen runs only; None when no run has
+    the key (`sort` says so)."""
+    descending, name = key.startswith("-"), key.lstrip("-+")
+    sign = -1 if descending else 1  # in (value, sign × listing position): ties keep the listing order
+    select, extreme = (heapq.nlargest, max) if descending else (heapq.nsmallest, min)
+    numbers: list[tuple] = []  # the `limit` best numbers of the plain columns so far, best first
+    others: list[tuple] = []
+    base = 0
+    for index, part in enumerate(parts):
+        values, positions = _values(part, name, statuses)
+        if isinstance(positions, range) and _plain_numbers(values):  # the usual column: no loop in Python
+            if len(numbers) < limit or (numbers and _beats(extreme(values), numbers[-1][0], descending)):
+                ranked = zip(values, range(sign * base, sign * (base + len(values)), sign), repeat(index), positions)
+                numbers = select(limit, chain(numbers, ranked))
+        else:
+            others += [(values[p], sign * (base + p), index, p) for p in positions]
+        base += len(values)
+    if others and not numbers and name not in FIELDS and all(item[0] is ABSENT for item in others):
+        return None
+    texts = [item for item in others if isinstance(item[0], str)]
+    numbers += [item for item in others if _is_number(item[0])]
+    chosen = [item[2:] for group in (numbers, texts) for item in select(limit, group)][:limit]
+    rest = [item[2:] for item in others if not isinstance(item[0], str) and not _is_number(item[0])]
+    chosen += rest[: limit - len(chosen)]  # in listing order, as `sort` leaves them
+    return [_record(parts[index], position) for index, position in chosen]
+
+
+def _beats(value: Any, worst: Any, descending: bool) -> bool:
+    """Whether a column's best value would displace the worst kept (a tie comes later: it cannot)."""
+    return value > worst if descending else value < worst
+
+
+def _plain_numbers(values: list[Any]) -> bool:
+    """Whether every value is a finite float, or every one an int, checked in C (`map`, `sum`):
+    NaN and infinities make the sum NaN or infinite."""
+    kinds = set(map(type, values))
+    return kinds == {int} or (kinds == {float} and math.isfinite(sum(values)))
+
+
+def _values(part: Block | RunRecord, key: str, statuses: set[str]) -> tuple[list[Any], range | list[int]]:
+    """A part's values of `key` (ABSENT where a run lacks it) and the positions of its runs with one of `statuses`."""
+    if isinstance(part, Block):
+        values = part.values(key)
+        if not statuses:
+            return values, range(len(values))
+        return values, [p for p, status in enumerate(part.table.column("run", "status")) if status in statuses]
+    value = part.value(key) if part.has(key) else ABSENT
+    return [value], [] if statuses and part.status not in statuses else [0]
+
+
+def _record(part: Block | RunRecord, position: int) -> RunRecord:
+    return part.record(position) if isinstance(part, Block) else part
+
+
 def _is_number(value: Any) -> bool:
     """A real, finite number (not a bool, not NaN)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -387,22 +445,31 @@ def metric_keys(records: list[RunRecord], first: str | None = None) -> list[str]
 def table(
     records: list[RunRecord], all_keys: bool = False, metric: str | None = None
 ) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows for `kagexp runs`: run, status, the varying config keys, then the metrics
-    with the project's `metric` first and the LB score beside it, then duration. Built column by
-    column (`records.columns`): 100,000 rows from the index cost no call per run and key."""
+    """Columns and rows for `kagexp runs` (see `table_columns`)."""
+    names, data = table_columns(records, all_keys, metric)
+    return names, list(map(list, zip(*data)))
+
+
+def table_columns(
+    records: list[RunRecord], all_keys: bool = False, metric: str | None = None
+) -> tuple[list[str], list[list[Any]]]:
+    """The columns of `kagexp runs` and each one's values: run, status, the varying config keys,
+    then the metrics with the project's `metric` first and the LB score beside it, then duration.
+    Built column by column (`records.columns`): 100,000 rows from the index cost no call per run
+    and key, and JSON encodes them column by column (`tables.json_text`)."""
     config_keys = section_keys(records, "config") if all_keys else varying_keys(records)
     metrics = metric_keys(records, metric)
-    lbs = [r.lb for r in records]
+    statuses, lbs = columns(records, "run", ["status", "lb"])
     lb = ["lb"] if any(value is not None for value in lbs) else []
     lead, rest = (metrics[:1], metrics[1:]) if metric in metrics else ([], metrics)
     gone = ["in RUNS"] if any(r.in_runs is False for r in records) else []
     names = ["run", "status", *gone, *config_keys, *lead, *lb, *rest, "duration"]
-    data = [[r.id for r in records], [r.status for r in records]]
+    data = [[f"{r.exp}/{r.run}" for r in records], statuses]
     data += [["no" if r.in_runs is False else "" for r in records]] if gone else []
     data += columns(records, "config", config_keys) + columns(records, "metrics", lead)
     data += [lbs] if lb else []
-    data += columns(records, "metrics", rest) + [[r.value("duration") for r in records]]
-    return names, [list(row) for row in zip(*data)]
+    data += columns(records, "metrics", rest) + columns(records, "meta", ["duration"])
+    return names, data
 
 
 # --- warnings and CV against LB ------------------------------------------------------

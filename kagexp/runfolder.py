@@ -5,7 +5,9 @@ writes them, claims a folder, and keeps its status lifecycle and earlier attempt
 data/output/exp/exp001/            # an experiment's output folder
 ├── .code/<hash>/                  # one snapshot of the experiment's code per distinct content
 ├── .diffs/<hash>.diff             # the uncommitted changes runs ran with, once per distinct content
-├── .index.json                    # the listing cache of finished runs, by column (safe to delete)
+├── .listing/                      # the listing's cache (safe to delete), apart so that writing it leaves
+│   ├── .index.json                #   the folder's time alone: finished runs, by column
+│   └── generation                 #   replaced by every writer of a run's records (`mark_changed`)
 ├── .runs.json                     # which run each RUNS entry is (by override), the next free number
 └── run002/
     ├── config_update.yml  config.yml  meta.json  summary.json  metrics.json  metrics.jsonl
@@ -61,7 +63,9 @@ GIT_DIFF_CAP = 10 * 2**20  # a larger diff (a dirty binary) is not stored; its f
 ATTEMPTS = "attempts"
 LOCK = ".lock"
 CODE = ".code"
-INDEX = ".index.json"
+LISTING = ".listing"
+INDEX = ".index.json"  # in LISTING
+GENERATION = "generation"  # in LISTING
 RUNS_RECORD = ".runs.json"
 REFS = "refs.jsonl"
 SUBMISSIONS = "submissions.jsonl"
@@ -143,7 +147,7 @@ def _locked(fd: int) -> Iterator[None]:
 # --- reading with shape checks ---------------------------------------------------------
 
 
-def _read_dict(path: Path) -> dict | None:
+def _read_dict(path: str | Path) -> dict | None:
     """A JSON object; None when the file is absent, unreadable, not JSON or not an object."""
     try:
         data = files.read_json(path)
@@ -211,6 +215,20 @@ class RunFolder:
     @property
     def error_path(self) -> Path:
         return self.path / ERROR
+
+    @property
+    def exp_out(self) -> Path:
+        """The output folder of the experiment (or of the blends) this run, or attempt of a run, is in."""
+        parent = self.path.parent
+        return parent.parent.parent if parent.name == ATTEMPTS else parent
+
+    def _changed(self) -> None:
+        """After a write to a run that may be finished and cached: listings must read it again.
+        Called by the writers that touch finished runs (LB scores, submissions, references,
+        rehearsals, a new attempt, `settle`); a run's own writes while it runs need not (a
+        marker write each would cost bookkeeping time): its new attempt marked the experiment
+        when it began, and a listing never caches a run not finished or changed in the last 2 s."""
+        mark_changed(self.exp_out)
 
     def is_run(self) -> bool:
         """Whether the folder holds a run: its meta, a live claim, or (legacy folders) only its override."""
@@ -285,6 +303,7 @@ class RunFolder:
                 return False
             meta.update(status=status, ended=now_iso(), error=message)
             self.write_meta(meta)
+            self._changed()
             return True
         finally:
             claim.release()
@@ -386,6 +405,7 @@ class RunFolder:
             os.write(fd, (entry + "\n").encode())
             history = self.lb_history()
             self._summarize_lb(history)
+        self._changed()
         return history
 
     def remove_lb(self, number: int) -> dict:
@@ -397,6 +417,7 @@ class RunFolder:
             removed = history.pop(number - 1)
             files.write_text(self.path / LB, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in history))
             self._summarize_lb(history)
+        self._changed()
         return removed
 
     def _summarize_lb(self, history: list[dict]) -> None:
@@ -417,11 +438,13 @@ class RunFolder:
         before its score is known."""
         with _appending(self.path / SUBMISSIONS, "the submission") as fd:
             append_line(fd, {"file": file, "sha256": sha256, "message": message, "time": now_iso()})
+        self._changed()
 
     def record_rehearsal(self, entry: dict) -> None:
         """A local rehearsal of the packed run (`kagexp rehearse`): its wall time and projection."""
         with _appending(self.path / REHEARSALS, "the rehearsal") as fd:
             append_line(fd, {**entry, "time": now_iso()})
+        self._changed()
 
     def rehearsals(self) -> list[dict]:
         return [e for e in read_jsonl(self.path / REHEARSALS) if isinstance(e.get("seconds"), (int, float))]
@@ -444,6 +467,7 @@ class RunFolder:
         """
         with _appending(self.path / REFS, "the reference") as fd:
             append_line(fd, {"by": by, "kind": kind, "time": now_iso()})
+        self._changed()
 
     def refs(self) -> list[dict]:
         """Who uses this run, oldest first (`by`, `kind`, `time`)."""
@@ -576,6 +600,7 @@ class RunFolder:
         target.mkdir(parents=True)
         for path in previous:
             os.rename(path, target / path.name)
+        self._changed()
         archived = RunFolder(target)
         meta = archived.meta()
         if meta and meta.get("status") == "running":  # it died: we hold its claim, so say so
@@ -761,7 +786,7 @@ def check_code_dir(exp_out: Path, code_hash: str) -> None:
             raise RunStateError(f"{_shown(where)}: must be a folder (kagexp keeps code snapshots there); move it away")
 
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 
 _NUMBERED = re.compile(r"run(\d+)")
 
@@ -780,7 +805,7 @@ class RunsRecord:
 def runs_in_record(exp_out: Path) -> set[str] | None:
     """The runs an experiment's RUNS held when it last ran (None: never recorded), for listings:
     one small file, no run folder read."""
-    data = _read_dict(exp_out / RUNS_RECORD)
+    data = _read_dict(os.path.join(exp_out, RUNS_RECORD))  # text: a Path costs more than the read, 1,000 times
     current = data.get("current") if data else None
     return {n for n in current if isinstance(n, str)} if isinstance(current, list) else None
 
@@ -815,21 +840,32 @@ ABSENT = object()  # a run's row lacks the key (not the same as null)
 
 
 class IndexTable:
-    """An experiment's listing cache, read lazily: the run names and folder times at once, each
-    column (`metrics`/`cv`, `config`/`lr`, …) only when first asked for. A listing sorted by one
-    metric over 100,000 runs parses that column, not the 2.5 million values of every row.
+    """An experiment's listing cache, read lazily: the run names at once, their folder times and
+    each column (`metrics`/`cv`, `config`/`lr`, …) only when first asked for. A listing sorted by
+    one metric over 100,000 runs parses that column, not the 2.5 million values of every row.
 
-    The file (`INDEX`, JSON lines despite its name) is one JSON header line `{"version", "runs",
-    "mtimes", "columns"}`, each column being `[section, key, absent run positions]`, then one line
-    per column, in that order: its values in run order, or `{"same": value}` for one value shared by all.
+    The file (`LISTING/INDEX`, JSON lines despite its name) is one JSON header line `{"version",
+    "runs", "stamp", "columns"}`, each column being `[section, key, absent run positions]`, then
+    the folder times of the runs (ns), then one line per column, in that order: its values in run
+    order, or `{"same": value}` for one value shared by all. `stamp` is the output folder's
+    `folder_stamp` when the index was built and held every folder in it, all settled; else null.
     """
 
-    def __init__(self, path: Path, names: list[str], mtimes: list[int], lines: dict[tuple[str, str], tuple]):
-        self.path, self.names, self.mtimes = path, names, mtimes
-        self._lines = lines
+    def __init__(self, path: str, header: dict, mtimes: bytes, lines: dict[tuple[str, str], tuple]):
+        self.path, self.names, self.stamp = path, header["runs"], header["stamp"]
+        self._mtimes, self._lines = mtimes, lines
         self._columns: dict[tuple[str, str], list] = {}
         self._rows: dict[str, list[dict]] = {}
         self._keys: dict[str, list[str]] = {}
+
+    @property
+    def mtimes(self) -> list:
+        """Each run folder's time when cached; None for all when the line is damaged (all read again)."""
+        try:
+            found = json.loads(self._mtimes)
+        except ValueError:
+            found = None
+        return found if isinstance(found, list) and len(found) == len(self.names) else [None] * len(self.names)
 
     def keys(self, section: str) -> list[str]:
         found = self._keys.get(section)
@@ -866,11 +902,15 @@ class IndexTable:
             data = json.loads(body)
         except ValueError:
             data = None
-        if isinstance(data, dict) and set(data) == {"same"}:
+        if not all(type(i) is int and 0 <= i < count for i in absent):
+            values = None
+        elif isinstance(data, dict) and set(data) == {"same"}:
             values = [data["same"]] * count
         elif isinstance(data, list) and len(data) == count:
             values = data
-        else:  # damaged (by hand: kagexp writes it whole): absent in this listing, rebuilt by the next
+        else:
+            values = None
+        if values is None:  # damaged (by hand: kagexp writes it whole): absent in this listing, rebuilt by the next
             self._discard()
             return [ABSENT] * count
         for position in absent:
@@ -884,55 +924,53 @@ class IndexTable:
             pass
 
 
+def index_path(exp_out: Path) -> Path:
+    return exp_out / LISTING / INDEX
+
+
 def load_index(exp_out: Path) -> IndexTable | None:
     """The listing cache (see `IndexTable`); None when missing, of another version or damaged."""
+    path = os.path.join(exp_out, LISTING, INDEX)  # text: a Path costs more than the read, 1,000 times
     try:
-        data = files.read_regular(exp_out / INDEX)
+        data = files.read_regular(path)
     except OSError:
         return None
+    head, *bodies = (data or b"").split(b"\n")  # bytes: the lines never parsed are never decoded
     try:
-        head, *bodies = (data or b"").decode("utf-8").split("\n")  # text: json.loads skips its encoding sniff
         header = json.loads(head)
     except ValueError:
         return None
-    if not _header_shape(header) or bodies[-1:] != [""] or len(bodies) != len(header["columns"]) + 1:
+    if not _header_shape(header) or bodies[-1:] != [b""] or len(bodies) != len(header["columns"]) + 2:
         return None
-    lines = {(section, key): (absent, body) for (section, key, absent), body in zip(header["columns"], bodies)}
+    lines = {(section, key): (absent, body) for (section, key, absent), body in zip(header["columns"], bodies[1:])}
     if len(lines) != len(header["columns"]) or not all(("run", key) in lines for key in ("status", "lb")):
         return None
-    return IndexTable(exp_out / INDEX, header["runs"], header["mtimes"], lines)
+    return IndexTable(path, header, bodies[0], lines)
 
 
 def _header_shape(header: Any) -> bool:
-    """Lists of the right lengths (a name that is not text, or a time that is not a number, matches
-    no run folder and is never used: not checked one by one, 100,000 times)."""
+    """Lists where lists belong (a name that is not text matches no run folder and is never used:
+    not checked one by one, 100,000 times; a column's absent positions are checked when it is read)."""
     if not isinstance(header, dict) or header.get("version") != INDEX_VERSION:
         return False
-    names, mtimes, columns = header.get("runs"), header.get("mtimes"), header.get("columns")
+    names, columns, stamp = header.get("runs"), header.get("columns"), header.get("stamp")
     return (
         isinstance(names, list)
-        and isinstance(mtimes, list)
         and isinstance(columns, list)
-        and len(names) == len(mtimes)
-        and all(_column_shape(c, len(names)) for c in columns)
+        and (stamp is None or _stamp_shape(stamp))
+        and all(type(c) is list and len(c) == 3 and c[0] in SECTIONS and type(c[1]) is str for c in columns)
+        and all(type(c[2]) is list for c in columns)
     )
 
 
-def _column_shape(column: Any, count: int) -> bool:
-    if not isinstance(column, list) or len(column) != 3:
-        return False
-    section, key, absent = column
-    return (
-        section in SECTIONS
-        and isinstance(key, str)
-        and isinstance(absent, list)
-        and all(isinstance(i, int) and 0 <= i < count for i in absent)
-    )
+def _stamp_shape(stamp: Any) -> bool:
+    return isinstance(stamp, list) and len(stamp) == 2 and type(stamp[0]) is int and isinstance(stamp[1], str)
 
 
-def save_index(exp_out: Path, runs: dict) -> None:
+def save_index(exp_out: Path, runs: dict, stamp: list | None = None) -> None:
     """Write the cache of `runs` (name → [mtime_ns, row], a row being `status`, `lb`, and the
-    `meta`, `config` and `metrics` dicts). Best effort: a read-only output folder still lists, only slower."""
+    `meta`, `config` and `metrics` dicts), with the `stamp` of `IndexTable`. Best effort: a
+    read-only output folder still lists, only slower."""
     names = list(runs)
     rows = [runs[name][1] for name in names]
     columns = [("run", "status", [row["status"] for row in rows]), ("run", "lb", [row["lb"] for row in rows])]
@@ -940,10 +978,13 @@ def save_index(exp_out: Path, runs: dict) -> None:
         for key in dict.fromkeys(key for row in rows for key in row[section]):
             columns.append((section, key, [row[section].get(key, ABSENT) for row in rows]))
     about = [[section, key, [i for i, v in enumerate(values) if v is ABSENT]] for section, key, values in columns]
-    header = {"version": INDEX_VERSION, "runs": names, "mtimes": [runs[name][0] for name in names], "columns": about}
-    lines = [files.to_json(header), *(files.to_json(_column_body(values)) for _, _, values in columns)]
+    header = {"version": INDEX_VERSION, "runs": names, "stamp": stamp, "columns": about}
+    lines = [files.to_json(header), files.to_json([runs[name][0] for name in names])]
+    lines += [files.to_json(_column_body(values)) for _, _, values in columns]
     try:
-        files.write_text(exp_out / INDEX, "\n".join(lines) + "\n")
+        listing_dir(exp_out)
+        files.write_text(index_path(exp_out), "\n".join(lines) + "\n")
+        (exp_out / INDEX).unlink(missing_ok=True)  # where index versions 1 and 2 were kept
     except OSError:
         pass
 
@@ -954,3 +995,28 @@ def _column_body(values: list) -> Any:
     first = present[0] if present else None
     shared = bool(present) and all(type(v) is type(first) and v == first for v in present)
     return {"same": first} if shared else present
+
+
+def listing_dir(exp_out: Path) -> Path:
+    """The listing's own folder, made when missing (making it moves the output folder's time: once)."""
+    folder = exp_out / LISTING
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def mark_changed(exp_out: Path) -> None:
+    """A new generation for the output folder, after a write of a run's records: an index built
+    against an earlier one is checked run by run again (see `folder_stamp`)."""
+    files.write_text(listing_dir(exp_out) / GENERATION, os.urandom(8).hex())
+
+
+def folder_stamp(exp_out: Path) -> list | None:
+    """What an index is built against: the output folder's time, which moves when a run folder is
+    made, removed or renamed in it, and its generation (`mark_changed`), which moves when a run's
+    records are written. Read before the run folders are; None when the folder cannot be read."""
+    try:
+        mtime = os.stat(exp_out).st_mtime_ns
+        generation = files.read_regular(os.path.join(exp_out, LISTING, GENERATION)) or b""
+    except OSError:
+        return None
+    return [mtime, generation.decode("ascii", "replace")]

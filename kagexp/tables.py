@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterable
+from json.encoder import encode_basestring
 from typing import Any
 
 from kagexp.errors import KagexpError
@@ -23,9 +25,7 @@ MACHINE = ("csv", "json")
 def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
     """The table as `table` (aligned text), `csv`, `json` (a list of objects) or `md`."""
     if fmt == "json":
-        # one object per line: readable, and the fast C encoder (indent= would use the slow one)
-        objects = (_json_object(columns, row) for row in rows)
-        return "[\n" + ",\n".join(objects) + "\n]" if rows else "[]"
+        return json_text(columns, [list(values) for values in zip(*rows)])
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -44,13 +44,44 @@ def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False, default=str).encode  # one encoder for 100,000 rows
+_SCALARS = {float, int, bool, type(None)}
 
 
-def _json_object(columns: list[str], row: list[Any]) -> str:
+def json_text(columns: list[str], data: list[list[Any]]) -> str:
+    """The table as a JSON list of objects, one per line (readable, and the fast C encoder:
+    `indent=` would use the slow one), from each column's values (`data`)."""
+    if not data or not data[0]:
+        return "[]"
+    return "[\n" + ",\n".join(_json_objects(columns, data)) + "\n]"
+
+
+def _json_objects(columns: list[str], data: list[list[Any]]) -> Iterable[str]:
+    """Each row as a JSON object, encoded column by column: a column of numbers in one call, a
+    column of text with one C call per value, each distinct object once, then each line filled
+    in from a template. 100,000 rows take a third of the time of one `dumps` per row."""
+    if len(set(columns)) < len(columns):  # a name twice: the object keeps the last value, as a dict does
+        return [_json_value(dict(zip(columns, row))) for row in zip(*data)]
+    keys = [json.dumps(name, ensure_ascii=False).replace("%", "%%") for name in columns]
+    template = "{" + ", ".join(f"{key}: %s" for key in keys) + "}"
+    return map(template.__mod__, zip(*map(_json_column, data)))
+
+
+def _json_column(values: list[Any]) -> list[str]:
+    kinds = set(map(type, values))
+    if kinds <= _SCALARS:  # numbers never hold ", ": the list's text splits into its values
+        return _ENCODE(values)[1:-1].split(", ")
+    if kinds == {str}:
+        return list(map(encode_basestring, values))  # what `_ENCODE` does with text, without its call
+    distinct = {id(value): value for value in values}  # lists a whole index shares are one object
+    encoded = {key: _json_value(value) for key, value in distinct.items()}
+    return list(map(encoded.__getitem__, map(id, values)))
+
+
+def _json_value(value: Any) -> str:
     try:
-        return _ENCODE(dict(zip(columns, row)))
+        return _ENCODE(value)
     except TypeError:  # a key JSON has no type for, deep in a value: `to_json` writes it as text
-        return to_json(dict(zip(columns, row)))
+        return to_json(value)
 
 
 def cell(value: Any) -> str:

@@ -143,3 +143,25 @@ def test_show_prints_the_private_score_kaggle_gave(project):
     lines = run_kagexp(project, "show", "exp001/run003").stdout.splitlines()
     at = lines.index("leaderboard: cv 0.3 | LB 0.26 (latest of 2)")
     assert lines[at + 2].startswith("  0.26 (private 0.255)  ") and lines[at + 2].endswith("  fetched")
+
+
+def test_json_encoded_column_by_column_reads_as_one_object_per_row():
+    import datetime
+
+    from kagexp.tables import json_text, render
+
+    columns = ["run", "a, b", "100%", "cv", "folds", "when"]
+    shared = [0, 1]
+    rows = [
+        ["x/1", "text, with comma", True, 0.5, shared, {datetime.date(2026, 1, 1): 1}],
+        ["x/2", 'é "q"', None, float("nan"), shared, None],
+        ["x/3", None, 3, 1, [2], "2026"],
+    ]
+    expected = [dict(zip(columns, row)) for row in rows]
+    expected[0]["when"] = {"2026-01-01": 1}
+    text = render(columns, rows, "json")
+    assert text.count("\n") == len(rows) + 1
+    assert json.dumps(json.loads(text)) == json.dumps(expected)  # NaN too
+    assert json_text(columns, [list(c) for c in zip(*rows)]) == text
+    twice = render(["run", "run"], [["x/1", "x/2"]], "json")
+    assert json.loads(twice) == [{"run": "x/2"}] and render(columns, [], "json") == "[]"

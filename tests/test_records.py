@@ -2,13 +2,16 @@
 
 import json
 import os
+import shutil
 import time
 
+import pytest
 from helpers import make_project, out_dir, run_exp
 
-from kagexp import records, results
+from kagexp import listing, records, results
+from kagexp.errors import ConfigError
 from kagexp.project import load_project
-from kagexp.runfolder import INDEX, RunFolder, load_index, save_index
+from kagexp.runfolder import RunFolder, index_path, load_index, save_index
 
 FAILING = """\
 if cfg.model.params.max_depth == 2:
@@ -50,7 +53,7 @@ def test_a_run_without_summary_is_still_listed(tmp_path):
     before = results.table(records.scan(project))
     for run in ("run001", "run003"):
         (out_dir(root) / run / "summary.json").unlink()
-    (out_dir(root) / INDEX).unlink(missing_ok=True)
+    index_path(out_dir(root)).unlink(missing_ok=True)
     assert results.table(records.scan(project)) == before
 
 
@@ -59,7 +62,7 @@ def test_the_index_is_used_and_rebuilt_when_stale(tmp_path):
     assert run_exp(root).returncode == 0
     project = load_project(root)
     runs = out_dir(root)
-    assert records.scan(project) and not (runs / INDEX).exists()  # fresh folders are not cached
+    assert records.scan(project) and not index_path(runs).exists()  # fresh folders are not cached
     for run in ("run001", "run002", "run003"):
         age(runs / run)
     assert [r.metrics["cv"] for r in records.scan(project)] == [0.1, 0.2, 0.3]
@@ -74,7 +77,7 @@ def test_the_index_is_used_and_rebuilt_when_stale(tmp_path):
     os.utime(runs / "run002")
     assert [r.metrics["cv"] for r in records.scan(project)] == [0.1, 0.2, 0.3]
     # a corrupt index is rebuilt; a deleted run leaves it
-    (runs / INDEX).write_text("{not json")
+    index_path(runs).write_text("{not json")
     age(runs / "run002")
     assert len(records.scan(project)) == 3
     assert sorted(indexed(runs)) == ["run001", "run002", "run003"]
@@ -102,14 +105,14 @@ def test_the_index_reads_a_column_only_when_asked_and_drops_a_damaged_one(tmp_pa
     for run in ("run001", "run002", "run003"):
         age(runs / run)
     records.scan(load_project(root))
-    head, *bodies = (runs / INDEX).read_bytes().split(b"\n")
+    head, mtimes, *bodies = index_path(runs).read_bytes().split(b"\n")
     columns = [tuple(column[:2]) for column in json.loads(head)["columns"]]
     assert bodies[columns.index(("config", "seed"))] == b'{"same": 7}'  # one value shared by all is kept once
     bodies[columns.index(("metrics", "cv"))] = b"[0.1, 0.2"
-    (runs / INDEX).write_bytes(b"\n".join([head, *bodies]))
+    index_path(runs).write_bytes(b"\n".join([head, mtimes, *bodies]))
     listed = records.scan(load_project(root))  # the header and the other columns are fine
-    assert [r.config["seed"] for r in listed] == [7, 7, 7] and (runs / INDEX).exists()
-    assert [r.value("cv") for r in listed] == [None, None, None] and not (runs / INDEX).exists()
+    assert [r.config["seed"] for r in listed] == [7, 7, 7] and index_path(runs).exists()
+    assert [r.value("cv") for r in listed] == [None, None, None] and not index_path(runs).exists()
     assert [r.value("cv") for r in records.scan(load_project(root))] == [0.1, 0.2, 0.3]
 
 
@@ -121,4 +124,123 @@ def test_running_runs_are_never_cached(tmp_path):
     age(run_dir)
     (listed,) = records.scan(load_project(root))
     assert listed.status == "stale"
-    assert not (out_dir(root) / INDEX).exists()
+    assert not index_path(out_dir(root)).exists()
+
+
+# --- freshness checked per experiment (projects of CHECK_EACH_RUN_BELOW runs or more) ------------
+
+
+def finished(out, name, cv, status="done"):
+    """A run folder as a finished run leaves it, written with runfolder's writers, settled (`cv`
+    None: the run logs no cv)."""
+    folder = RunFolder(out / name)
+    folder.path.mkdir(parents=True)
+    meta = {"status": status, "attempt": 1, "started": "2026-12-01T10:00:00", "ended": None, "duration": 1.0}
+    meta.update(code_hash=None, seed=7, error=None)
+    folder.write_override("")
+    folder.write_meta(meta)
+    folder.write_summary(meta, {"seed": 7}, {} if cv is None else {"cv": cv})
+    age(folder.path)
+    return folder
+
+
+@pytest.fixture
+def big(tmp_path, monkeypatch):
+    """exp001 with three settled runs, listed as in a project too big to stat every run folder."""
+    monkeypatch.setattr(records, "CHECK_EACH_RUN_BELOW", 0)
+    root = make_project(tmp_path)
+    out = out_dir(root)
+    for i, cv in enumerate((0.1, 0.2, 0.3), 1):
+        finished(out, f"run{i:03d}", cv)
+    project = load_project(root)
+    records.scan(project)  # makes `.listing/`, which moves the folder's time: vouched for once settled
+    age(out)
+    records.scan(project)
+    return project
+
+
+def listed(project, refresh=False):
+    return {r.run: (r.status, r.value("cv"), r.lb) for r in records.scan(project, refresh=refresh)}
+
+
+def test_an_unchanged_experiment_is_read_whole_from_its_index(big):
+    (part,) = records.scan_parts(big)
+    assert isinstance(part, records.Block)
+    assert [r.id for r in part.records()] == ["exp001/run001", "exp001/run002", "exp001/run003"]
+    assert listed(big)["run002"] == ("done", 0.2, None)
+
+
+def test_an_lb_score_for_a_finished_run_shows_at_once(big):
+    RunFolder(big.output_dir("exp001") / "run002").append_lb(0.25, None)
+    assert listed(big)["run002"] == ("done", 0.2, 0.25)
+    RunFolder(big.output_dir("exp001") / "run002").remove_lb(1)
+    assert listed(big)["run002"] == ("done", 0.2, None)
+
+
+def test_run_folders_made_or_deleted_by_hand_show(big):
+    out = big.output_dir("exp001")
+    shutil.rmtree(out / "run002")
+    assert sorted(listed(big)) == ["run001", "run003"]
+    (out / "run004").mkdir()
+    (out / "run004" / "meta.json").write_text(json.dumps({"status": "failed"}))
+    assert listed(big)["run004"] == ("failed", None, None)
+    os.rename(out / "run004", out / "run005")
+    assert sorted(listed(big)) == ["run001", "run003", "run005"]
+
+
+def test_a_corrupt_index_is_rebuilt(big):
+    path = index_path(big.output_dir("exp001"))
+    path.write_text("{not json")
+    assert listed(big)["run003"] == ("done", 0.3, None)
+    assert load_index(big.output_dir("exp001")) is not None
+
+
+def test_a_run_not_finished_when_indexed_is_read_every_time(big):
+    out = big.output_dir("exp001")
+    running = out / "run004"
+    running.mkdir()
+    (running / "meta.json").write_text(json.dumps({"status": "running", "pid": 1, "host": "x"}))
+    age(running)
+    age(out)
+    assert listed(big)["run004"][0] == "stale"
+    (running / "meta.json").write_text(json.dumps({"status": "interrupted"}))  # by hand: no generation
+    assert listed(big)["run004"][0] == "interrupted"
+
+
+def test_a_hand_edit_in_a_finished_run_shows_after_refresh_or_in_a_small_project(big, monkeypatch):
+    run_dir = big.output_dir("exp001") / "run002"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "metrics": {"cv": 0.9}}))
+    assert listed(big)["run002"][1] == 0.2  # the index still vouches for the experiment
+    assert listed(big, refresh=True)["run002"][1] == 0.9
+    (run_dir / "summary.json").write_text(json.dumps({**summary, "metrics": {"cv": 0.8}}))
+    os.utime(run_dir)  # as an editor that saves by renaming does
+    monkeypatch.setattr(records, "CHECK_EACH_RUN_BELOW", 5_000)
+    assert listed(big)["run002"][1] == 0.8
+
+
+def test_the_top_rows_picked_from_the_columns_are_those_a_full_sort_gives(big):
+    out = big.output_dir("exp001")
+    values = [0.5, 0.5, "n/a", None, float("nan"), 3, 0.2]
+    for i, cv in enumerate(values, 4):
+        finished(out, f"run{i:03d}", cv, "failed" if i % 3 == 0 else "done")
+    other = out.parent / "exp002"
+    for i, cv in enumerate((0.5, 0.7, -1.0), 1):
+        finished(other, f"run{i:03d}", cv)
+    (other / "run009").mkdir()  # running: exp002 is read folder by folder, exp001 from its index
+    (other / "run009" / "meta.json").write_text(json.dumps({"status": "running"}))
+    listing.list_runs(big, [])
+    age(out)
+    listing.list_runs(big, [])
+    assert [type(p).__name__ for p in records.scan_parts(big)][:1] == ["Block"]
+    for key in ("cv", "-cv", "run", "-status", "lb", "-seed"):
+        for statuses in ((), ("done",), ("failed", "running")):
+            everything = [r.id for r in listing.list_runs(big, [], statuses, None, key).records]
+            for limit in (0, 1, 3, 20):
+                picked = [r.id for r in listing.list_runs(big, [], statuses, None, key, limit).records]
+                assert picked == everything[:limit], (key, statuses, limit)
+
+
+def test_sorting_the_top_rows_by_a_key_no_run_has_is_an_error(big):
+    with pytest.raises(ConfigError, match="no run has a key `cvv`; did you mean `cv`"):
+        listing.list_runs(big, [], sort_key="-cvv", limit=3)

@@ -112,10 +112,11 @@ def test_files_of_the_wrong_shape_never_crash_a_listing(tmp_path, case):
     assert run_exp(root).returncode == 0
     name, text = WRONG_SHAPES[case]
     run_dir = out_dir(root) / "run001"
-    target = out_dir(root) / name if name == ".index.json" else run_dir / name
+    target = runfolder.index_path(out_dir(root)) if name == ".index.json" else run_dir / name
     if text is None:  # a summary that parses, with a string where the config mapping belongs
         summary = json.loads(target.read_text())
         text = json.dumps({**summary, "config": "model.params.max_depth=1"})
+    target.parent.mkdir(exist_ok=True)  # `.listing/`: made by the first listing
     target.write_text(text)
     if name == "meta.json":  # else listings read the intact summary, and rightly so
         (run_dir / "summary.json").unlink()

@@ -768,7 +768,7 @@ MUST_NOT_CRASH: list[Damage] = [
     Damage(
         "runs-index-corrupt",
         ("kagexp", "runs"),
-        write("data/output/exp/exp001/.index.json", "{]"),
+        write("data/output/exp/exp001/.listing/.index.json", "{]"),
         ("exp001/run002  done",),
     ),
     Damage("runs-metrics.json-cut", ("kagexp", "runs"), write(f"{RUN2}/metrics.json", '{"cv": 0.'), ("exp001/run002",)),
