@@ -17,7 +17,6 @@ venv) is a temporary folder removed at the end; `DIR/rehearsal/` keeps the worki
 from __future__ import annotations
 
 import csv
-import json
 import os
 import re
 import shutil
@@ -34,6 +33,7 @@ from kagexp import files, packformat
 from kagexp.errors import KagexpError, UsageError
 from kagexp.project import Project
 from kagexp.records import find_run
+from kagexp.runfolder import read_jsonl
 
 SANDBOX_ENV = {"input": "KAGEXP_KAGGLE_INPUT", "working": "KAGEXP_KAGGLE_WORKING", "events": "KAGEXP_REHEARSAL_EVENTS"}
 
@@ -301,7 +301,7 @@ class Sandbox:
         return self._reason(code, result)
 
     def _reason(self, code: int | None, result: Rehearsal) -> str:
-        events = _events(self.events)
+        events = read_jsonl(self.events)  # a line cut short by a killed kernel is skipped
         result.infer_seconds = next((e["seconds"] for e in events if e.get("kind") == "infer"), None)
         network = [e["detail"] for e in events if e.get("kind") == "network"]
         network.sort(key=lambda detail: not detail.startswith("connect"))  # a connection says more than a look-up
@@ -360,19 +360,6 @@ def input_manifest(root: Path) -> dict[str, tuple]:
 def changes(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
     """What differs between two manifests: paths added, removed or changed."""
     return sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
-
-
-def _events(path: Path) -> list[dict]:
-    """What the audit hook and kagexp.kaggle recorded; a line cut short (a killed kernel) is skipped."""
-    events = []
-    for line in path.read_text().splitlines() if path.is_file() else []:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
 
 
 def _last_line(log: Path) -> str:

@@ -3,24 +3,26 @@
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import commit_all, git, make_project, meta, out_dir, run_exp, set_runs, snapshot_tree, subprocess_env
+from helpers import (
+    commit_all,
+    git,
+    make_project,
+    meta,
+    out_dir,
+    run_exp,
+    run_kagexp,
+    set_runs,
+    snapshot_tree,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example-exp-iris"
 
 
-def kagexp(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "kagexp", *args],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        timeout=timeout,
-    )
+def kagexp(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_kagexp(root, *args, timeout=120)
 
 
 def test_iris_reruns_identically_after_the_code_was_edited_and_head_moved(tmp_path):
