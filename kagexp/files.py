@@ -4,7 +4,6 @@ reads that take regular files only, so that a FIFO, a device or a link in a fold
 from __future__ import annotations
 
 import errno
-import hashlib
 import itertools
 import json
 import os
@@ -126,7 +125,10 @@ def sha256(path: Path | str) -> str:
 
 
 def stream_sha256(f: BinaryIO) -> str:
-    """The sha256 of an open file from where it stands, read in 1 MiB pieces (inputs may be large)."""
+    """The sha256 of an open file from where it stands, read in 1 MiB pieces (inputs may be large);
+    hashlib is imported here, as every command imports this module and few hash."""
+    import hashlib
+
     digest = hashlib.sha256()
     while chunk := f.read(2**20):
         digest.update(chunk)
