@@ -17,6 +17,7 @@ Targets (issue 14): 10,000 runs → build ≤ 3 s, file ≤ 5 MB, usable ≤ 2 s
 
     python bench/dashboard.py                  # 10,000 runs (100 × 100)
     python bench/dashboard.py --runs 1000
+    python bench/dashboard.py --keep /tmp/dash     # keep the project for profiling
 """
 
 from __future__ import annotations
@@ -140,10 +141,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--keep", type=Path, help="make the project here and keep it (an empty or new folder)")
     args = parser.parse_args()
     kagexp = [sys.executable, "-m", "kagexp", "dashboard"]
     with tempfile.TemporaryDirectory(prefix="kagexp-dashboard-") as tmp:
-        root = Path(tmp)
+        root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         make_project(root, args.runs)
         print(

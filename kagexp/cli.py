@@ -276,11 +276,11 @@ def runs(exps, statuses, where, sort_key, limit, fmt, all_keys, refresh) -> None
     every_key = all_keys or fmt in tables.MACHINE
     listed = list_runs(_project(), list(exps), statuses, where, sort_key, limit, every_key, refresh)
     _warn(listed.warnings)
-    if not listed.records and fmt == "table":
+    if listed.empty and fmt == "table":
         click.echo("no runs match" if exps or statuses or where else "no runs yet", err=True)
         return
     if fmt == "json":  # column by column: 100,000 rows never become lists
-        click.echo(tables.json_text(listed.columns, listed.data))
+        click.echo(listed.json())
     else:
         _print_table(listed.columns, listed.rows, fmt)
     line = listed.cv_lb() if fmt == "table" else None

@@ -7,30 +7,62 @@ the CLI reads `STATUSES` for its help without loading the records machinery.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from kagexp.errors import UsageError
 
 if TYPE_CHECKING:
     from kagexp.project import Project
-    from kagexp.records import RunRecord
+    from kagexp.records import Part, RunRecord
+    from kagexp.results import Column
 
 STATUSES = ("done", "partial", "failed", "interrupted", "running", "stale", "unknown", "corrupt")
 
 
 @dataclass
 class Listing:
-    """The table of `kagexp runs`, and what to warn about."""
+    """The table of `kagexp runs`, and what to warn about. Its values are read when first asked
+    for: as values (`data`, `rows`) or straight as JSON (`json`), which skips most of the work."""
 
-    columns: list[str]
-    data: list[list[Any]]  # each column's values, in row order
+    layout: list[Column]
+    parts: list[Part] = field(repr=False)  # the runs listed, in order: experiments whole from their index, single runs
     warnings: list[str] = field(default_factory=list)
-    records: list[RunRecord] = field(default_factory=list, repr=False)
     metric: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return [name for name, _, _ in self.layout]
+
+    @cached_property
+    def records(self) -> list[RunRecord]:
+        from kagexp.records import records_of
+
+        return records_of(self.parts)
+
+    @property
+    def empty(self) -> bool:
+        from kagexp.records import run_count
+
+        return run_count(self.parts) == 0
+
+    @cached_property
+    def data(self) -> list[list[Any]]:
+        """Each column's values, in row order."""
+        from kagexp.results import table_data
+
+        return table_data(self.parts, self.layout)
 
     @property
     def rows(self) -> list[list[Any]]:
         return list(map(list, zip(*self.data)))
+
+    def json(self) -> str:
+        """The table as `--format json` prints it, the index's numbers passed through as text."""
+        from kagexp.results import table_data
+        from kagexp.tables import json_column, json_rows
+
+        return json_rows(self.columns, table_data(self.parts, self.layout, json_column))
 
     def cv_lb(self) -> str | None:
         """The CV–LB line printed under a table (only a table: 100,000 json rows need not pay for it)."""
@@ -71,13 +103,14 @@ def list_runs(
     if where:
         results.parse_where(where)  # a typo is an error before any folder is read
     parts = scan_parts(project, exps or None, refresh)
-    records = results.top(parts, sort_key, limit, wanted) if sort_key and limit is not None and not where else None
+    shown: list[Part] | None = None if wanted or where or sort_key or limit is not None else parts
+    if shown is None and sort_key and limit is not None and not where:
+        shown = results.top(parts, sort_key, limit, wanted)
     warnings: list[str] = []
-    if records is None:
-        records, warnings = _selected(parts, wanted, where, sort_key, limit)
+    if shown is None:
+        shown, warnings = _selected(parts, wanted, where, sort_key, limit)
     metric = project.settings["metric"]["name"]
-    columns, data = results.table_columns(records, all_keys, metric)
-    return Listing(columns, data, warnings, records, metric)
+    return Listing(results.table_layout(shown, all_keys, metric), shown, warnings, metric)
 
 
 def _selected(

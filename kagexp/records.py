@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import groupby, repeat
 from operator import attrgetter
@@ -109,82 +110,89 @@ class IndexedRecord(RunRecord):
     when first asked for, so that sorting 100,000 runs by `cv` reads the `cv` column only.
     Plain properties (the table caches what it parsed): `cached_property` takes a lock per call."""
 
-    def __init__(self, exp: str, run: str, folder: str, table: IndexTable, position: int) -> None:
+    def __init__(self, exp: str, run: str, folder: str, index: IndexTable, position: int) -> None:
         self.exp, self.run, self.folder = exp, run, folder
         self.in_runs = None
-        self._table, self._position = table, position
+        self.index, self._position = index, position
 
     @property
     def status(self) -> str:  # type: ignore[override]
-        return self._table.value("run", "status", self._position)
+        return self.index.value("run", "status", self._position)
 
     @property
     def lb(self) -> float | None:  # type: ignore[override]
-        return self._table.value("run", "lb", self._position)
+        return self.index.value("run", "lb", self._position)
 
     @property
     def config(self) -> dict[str, Any]:  # type: ignore[override]
-        return self._table.section("config", self._position)
+        return self.index.section("config", self._position)
 
     @property
     def metrics(self) -> dict[str, Any]:  # type: ignore[override]
-        return self._table.section("metrics", self._position)
+        return self.index.section("metrics", self._position)
 
     @property
     def meta(self) -> dict[str, Any]:  # type: ignore[override]
-        return self._table.section("meta", self._position)
+        return self.index.section("meta", self._position)
 
     def value(self, key: str) -> Any:
         if key in FIELDS:
-            found = self._table.value("meta", key, self._position) if key in SUMMARY_META else ABSENT
+            found = self.index.value("meta", key, self._position) if key in SUMMARY_META else ABSENT
             return super().value(key) if found is ABSENT else found
         for section in ("metrics", "config"):
-            found = self._table.value(section, key, self._position)
+            found = self.index.value(section, key, self._position)
             if found is not ABSENT:
                 return found
         return None
 
     def has(self, key: str) -> bool:
         return key in FIELDS or any(
-            self._table.value(s, key, self._position) is not ABSENT for s in ("metrics", "config")
+            self.index.value(s, key, self._position) is not ABSENT for s in ("metrics", "config")
         )
 
 
-def columns(records: list[RunRecord], section: str, keys: list[str]) -> list[list[Any]]:
-    """For each key, its value in every record (None where a run has none), in record order: the
-    runs read from one index are served from its columns, without a call per run and key."""
+def columns(
+    parts: list[Part], section: str, keys: list[str], encode: Callable[[list], list[str]] | None = None
+) -> list[list[Any]]:
+    """For each key, its value in every run of the parts (None where a run has none), in order;
+    with `encode`, each value's JSON text instead. The runs read from one index are served from
+    its columns, without a call per run and key, and its columns of numbers as the file spells them."""
     found: list[list[Any]] = [[] for _ in keys]
-    for table, group in _by_table(records):
+    for table, positions, group in _by_table(parts):
         if table is None:
-            for record in group:
-                values = record.values(section, keys)
-                for out, value in zip(found, values):
-                    out.append(value)
+            rows = [record.values(section, keys) for record in group]
+            for out, values in zip(found, zip(*rows)):
+                out.extend(encode(list(values)) if encode else values)
             continue
-        positions = list(map(_POSITION, group))
-        whole = positions == list(range(len(table.names)))  # a whole index, in order: no lookups
         for out, key in zip(found, keys):
-            column = table.column(section, key)
-            taken = column if whole else [column[p] for p in positions]
-            out.extend([None if value is ABSENT else value for value in taken] if ABSENT in taken else taken)
+            texts = table.texts(section, key) if encode else None
+            column = texts if texts is not None else _present(table.column(section, key))
+            taken = column if positions is None else [column[p] for p in positions]
+            out.extend(taken if texts is not None or encode is None else encode(taken))
     return found
 
 
-def section_keys(records: list[RunRecord], section: str) -> list[str]:
-    """Every key of the records' `config` or `metrics`, in the order first seen."""
+def _present(column: list[Any]) -> list[Any]:
+    return [None if value is ABSENT else value for value in column] if ABSENT in column else column
+
+
+def section_keys(parts: list[Part], section: str) -> list[str]:
+    """Every key of the runs' `config` or `metrics`, in the order first seen."""
     keys: dict[str, None] = {}
-    for table, group in _by_table(records):
+    for table, positions, group in _by_table(parts):
         if table is None:
             for record in group:
                 keys.update(dict.fromkeys(record.keys(section)))
             continue
-        positions = list(map(_POSITION, group))
-        whole = positions == list(range(len(table.names)))
         for key in table.keys(section):
             if key in keys:
                 continue
+            if positions is None:  # the index's header says which runs lack the key: no column parsed
+                if table.present(section, key):
+                    keys[key] = None
+                continue
             column = table.column(section, key)
-            taken = column if whole else [column[p] for p in positions]
+            taken = [column[p] for p in positions]
             if taken.count(ABSENT) < len(taken):  # some run has it (counted in C)
                 keys[key] = None
     return list(keys)
@@ -193,14 +201,44 @@ def section_keys(records: list[RunRecord], section: str) -> list[str]:
 _POSITION = attrgetter("_position")
 
 
-def _by_table(records: list[RunRecord]) -> list[tuple[IndexTable | None, list[RunRecord]]]:
-    """The records in runs of one index each (and of none: read from their folders), in order."""
-    tables = list(map(getattr, records, repeat("_table"), repeat(None)))  # in C: no Python loop per run
-    groups: list[tuple[IndexTable | None, list[RunRecord]]] = []
-    for table, run in groupby(range(len(records)), key=tables.__getitem__):
+def _by_table(parts: list[Part]) -> list[tuple[IndexTable | None, list[int] | None, list[Part]]]:
+    """The parts in runs of one index each, with their positions in it (None: the whole index, in
+    order), and in runs of records read from their folders (no index), in order."""
+    tables = list(map(getattr, parts, repeat("index"), repeat(None)))  # in C: no Python loop per run
+    groups: list[tuple[IndexTable | None, list[int] | None, list[Part]]] = []
+    for table, run in groupby(range(len(parts)), key=tables.__getitem__):
         indexes = list(run)
-        groups.append((table, records[indexes[0] : indexes[-1] + 1]))
+        group = parts[indexes[0] : indexes[-1] + 1]
+        positions = None if table is None or isinstance(group[0], Block) else list(map(_POSITION, group))
+        whole = positions is not None and positions == list(range(len(table.names)))  # type: ignore[union-attr]
+        groups.append((table, None if whole else positions, group))
     return groups
+
+
+def run_ids(parts: list[Part]) -> list[str]:
+    """`exp/run` of every run of the parts, in order."""
+    found: list[str] = []
+    for part in parts:
+        if isinstance(part, Block):
+            found += [f"{part.exp}/{name}" for name in part.index.names]
+        else:
+            found.append(f"{part.exp}/{part.run}")
+    return found
+
+
+def left_runs(parts: list[Part]) -> list[bool]:
+    """For every run of the parts, whether its experiment's RUNS no longer holds it."""
+    found: list[bool] = []
+    for part in parts:
+        if isinstance(part, Block):
+            found += [part.in_runs is not None and name not in part.in_runs for name in part.index.names]
+        else:
+            found.append(part.in_runs is False)
+    return found
+
+
+def run_count(parts: list[Part]) -> int:
+    return sum(len(part.index.names) if isinstance(part, Block) else 1 for part in parts)
 
 
 # --- reading one run ---------------------------------------------------------------
@@ -242,22 +280,22 @@ class Block:
 
     exp: str
     folder: str
-    table: IndexTable
+    index: IndexTable
     in_runs: set[str] | None
 
     def record(self, position: int) -> IndexedRecord:
-        name = self.table.names[position]
-        record = IndexedRecord(self.exp, name, self.folder + os.sep + name, self.table, position)
+        name = self.index.names[position]
+        record = IndexedRecord(self.exp, name, self.folder + os.sep + name, self.index, position)
         if self.in_runs is not None:
             record.in_runs = name in self.in_runs
         return record
 
     def records(self) -> list[RunRecord]:
-        return list(map(self.record, range(len(self.table.names))))
+        return list(map(self.record, range(len(self.index.names))))
 
     def values(self, key: str) -> list[Any]:
         """`IndexedRecord.value` of every run, column by column; ABSENT where a run has no such key."""
-        table = self.table
+        table = self.index
         if key in ("exp", "run"):
             return [self.exp] * len(table.names) if key == "exp" else list(table.names)
         if key in ("status", "lb"):
@@ -269,6 +307,9 @@ class Block:
             config = table.column("config", key)
             found = [c if v is ABSENT else v for v, c in zip(found, config)]
         return found
+
+
+Part = Block | RunRecord  # what a listing holds: whole experiments from their index, and single runs
 
 
 def scan_experiment(exp: str, out_dir: Path) -> list[RunRecord]:
@@ -319,13 +360,13 @@ def read_experiment(exp: str, out_dir: Path, table: IndexTable | None, check_eac
     return _scan_folders(exp, out_dir, table, stamp)
 
 
-def scan_parts(project: Project, exps: list[str] | None = None, refresh: bool = False) -> list[Block | RunRecord]:
+def scan_parts(project: Project, exps: list[str] | None = None, refresh: bool = False) -> list[Part]:
     """`scan`, with the experiments that nothing changed since they were indexed kept as `Block`s.
     `refresh`: read every run folder again, the indexes unused (and rewritten)."""
     folders = _output_folders(project, exps)
     tables = [None if refresh else load_index(out) for _, out in folders]
     check_each_run = refresh or sum(len(t.names) for t in tables if t) < CHECK_EACH_RUN_BELOW
-    parts: list[Block | RunRecord] = []
+    parts: list[Part] = []
     for (name, out), table in zip(folders, tables):
         found = read_experiment(name, out, table, check_each_run)
         if isinstance(found, Block):
@@ -335,7 +376,7 @@ def scan_parts(project: Project, exps: list[str] | None = None, refresh: bool = 
     return parts
 
 
-def records_of(parts: list[Block | RunRecord]) -> list[RunRecord]:
+def records_of(parts: list[Part]) -> list[RunRecord]:
     """The records of `scan_parts`' parts, in order."""
     found: list[RunRecord] = []
     for part in parts:

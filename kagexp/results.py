@@ -11,16 +11,29 @@ import math
 import operator
 import re
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from itertools import chain, repeat
+from itertools import chain, groupby, repeat
 from operator import itemgetter
 from typing import Any
 
 from kagexp import config
 from kagexp.errors import ConfigError
 from kagexp.project import Project
-from kagexp.records import FIELDS, Block, RunRecord, all_experiments, columns, scan, section_keys
+from kagexp.records import (
+    FIELDS,
+    Block,
+    Part,
+    RunRecord,
+    all_experiments,
+    columns,
+    left_runs,
+    records_of,
+    run_ids,
+    scan,
+    section_keys,
+)
 from kagexp.runfolder import ABSENT, BLENDS
 from kagexp.tables import cell
 
@@ -315,7 +328,7 @@ def _values(part: Block | RunRecord, key: str, statuses: set[str]) -> tuple[list
         values = part.values(key)
         if not statuses:
             return values, range(len(values))
-        return values, [p for p, status in enumerate(part.table.column("run", "status")) if status in statuses]
+        return values, [p for p, status in enumerate(part.index.column("run", "status")) if status in statuses]
     value = part.value(key) if part.has(key) else ABSENT
     return [value], [] if statuses and part.status not in statuses else [0]
 
@@ -436,40 +449,52 @@ def _differs(a: Any, b: Any) -> bool:
     return a is not b and (type(a) is not type(b) or a != b)
 
 
-def metric_keys(records: list[RunRecord], first: str | None = None) -> list[str]:
-    """Every metric the records log, the project's metric (`first`) leading."""
-    keys = section_keys(records, "metrics")
+def metric_keys(parts: list[Part], first: str | None = None) -> list[str]:
+    """Every metric the runs log, the project's metric (`first`) leading."""
+    keys = section_keys(parts, "metrics")
     return [first, *(k for k in keys if k != first)] if first in keys else keys
+
+
+Column = tuple[str, str, str]  # a column of `kagexp runs`: its name, and the section and key it shows
 
 
 def table(
     records: list[RunRecord], all_keys: bool = False, metric: str | None = None
 ) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows for `kagexp runs` (see `table_columns`)."""
-    names, data = table_columns(records, all_keys, metric)
-    return names, list(map(list, zip(*data)))
+    """Columns and rows for `kagexp runs` (see `table_layout`)."""
+    layout = table_layout(records, all_keys, metric)
+    return [name for name, _, _ in layout], list(map(list, zip(*table_data(records, layout))))
 
 
-def table_columns(
-    records: list[RunRecord], all_keys: bool = False, metric: str | None = None
-) -> tuple[list[str], list[list[Any]]]:
-    """The columns of `kagexp runs` and each one's values: run, status, the varying config keys,
-    then the metrics with the project's `metric` first and the LB score beside it, then duration.
-    Built column by column (`records.columns`): 100,000 rows from the index cost no call per run
-    and key, and JSON encodes them column by column (`tables.json_text`)."""
-    config_keys = section_keys(records, "config") if all_keys else varying_keys(records)
-    metrics = metric_keys(records, metric)
-    statuses, lbs = columns(records, "run", ["status", "lb"])
-    lb = ["lb"] if any(value is not None for value in lbs) else []
+def table_layout(parts: list[Part], all_keys: bool = False, metric: str | None = None) -> list[Column]:
+    """The columns of `kagexp runs`: run, status, the varying config keys (every key with
+    `all_keys`), then the metrics with the project's `metric` first and the LB score beside it,
+    then duration. The section `id` is the run's name and whether its RUNS still holds it."""
+    config_keys = section_keys(parts, "config") if all_keys else varying_keys(records_of(parts))
+    metrics = metric_keys(parts, metric)
     lead, rest = (metrics[:1], metrics[1:]) if metric in metrics else ([], metrics)
-    gone = ["in RUNS"] if any(r.in_runs is False for r in records) else []
-    names = ["run", "status", *gone, *config_keys, *lead, *lb, *rest, "duration"]
-    data = [[f"{r.exp}/{r.run}" for r in records], statuses]
-    data += [["no" if r.in_runs is False else "" for r in records]] if gone else []
-    data += columns(records, "config", config_keys) + columns(records, "metrics", lead)
-    data += [lbs] if lb else []
-    data += columns(records, "metrics", rest) + columns(records, "meta", ["duration"])
-    return names, data
+    layout = [("run", "id", "run"), ("status", "run", "status")]
+    layout += [("in RUNS", "id", "in RUNS")] if any(left_runs(parts)) else []
+    layout += [(key, "config", key) for key in config_keys] + [(key, "metrics", key) for key in lead]
+    layout += [("lb", "run", "lb")] if any(value is not None for value in columns(parts, "run", ["lb"])[0]) else []
+    return layout + [(key, "metrics", key) for key in rest] + [("duration", "meta", "duration")]
+
+
+def table_data(
+    parts: list[Part], layout: list[Column], encode: Callable[[list], list[str]] | None = None
+) -> list[list[Any]]:
+    """Each column's values in run order (with `encode`, their JSON texts), read a section's keys
+    at a time (`records.columns`): 100,000 rows from the index cost no call per run and key."""
+    data: list[list[Any]] = []
+    for section, group in groupby(layout, key=itemgetter(1)):
+        keys = [key for _, _, key in group]
+        if section != "id":
+            data += columns(parts, section, keys, encode)
+            continue
+        for key in keys:
+            values = run_ids(parts) if key == "run" else ["no" if left else "" for left in left_runs(parts)]
+            data.append(encode(values) if encode else values)
+    return data
 
 
 # --- warnings and CV against LB ------------------------------------------------------

@@ -36,6 +36,7 @@ import json
 import os
 import re
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -786,7 +787,7 @@ def check_code_dir(exp_out: Path, code_hash: str) -> None:
             raise RunStateError(f"{_shown(where)}: must be a folder (kagexp keeps code snapshots there); move it away")
 
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 _NUMBERED = re.compile(r"run(\d+)")
 
@@ -835,6 +836,8 @@ def write_runs_record(exp_out: Path, record: RunsRecord) -> None:
     files.write_json(exp_out / RUNS_RECORD, data)
 
 
+_SAME = b'{"same": '
+_PLAIN = b"0123456789+-.eE, nulltrfasNIiy"  # the bytes of numbers, true, false, null, NaN, Infinity and ", "
 SECTIONS = ("run", "meta", "config", "metrics")  # `run`: status and lb; the others: a row's dicts
 ABSENT = object()  # a run's row lacks the key (not the same as null)
 
@@ -845,7 +848,8 @@ class IndexTable:
     one metric over 100,000 runs parses that column, not the 2.5 million values of every row.
 
     The file (`LISTING/INDEX`, JSON lines despite its name) is one JSON header line `{"version",
-    "runs", "stamp", "columns"}`, each column being `[section, key, absent run positions]`, then
+    "runs", "stamp", "columns"}`, each column being `[section, key, absent run positions, CRC-32
+    of its line]`, then
     the folder times of the runs (ns), then one line per column, in that order: its values in run
     order, or `{"same": value}` for one value shared by all. `stamp` is the output folder's
     `folder_stamp` when the index was built and held every folder in it, all settled; else null.
@@ -884,6 +888,33 @@ class IndexTable:
     def value(self, section: str, key: str, position: int) -> Any:
         return self.column(section, key)[position]
 
+    def present(self, section: str, key: str) -> bool:
+        """Whether some run has the key, from the header alone: no column parsed."""
+        line = self._lines.get((section, key))
+        return line is not None and len(line[0]) < len(self.names)
+
+    def texts(self, section: str, key: str) -> list[str] | None:
+        """The column as JSON texts ("null" where absent) cut straight out of the file when it is
+        one value shared by all runs, or numbers, booleans and nulls only; None otherwise.
+        `save_index` wrote them with `json.dumps` (the line's CRC says it is still that line), so
+        they are the texts the parsed values would encode to (`tables.json_column`): a JSON
+        listing of 100,000 runs skips both the parse and the encoding, most of its time."""
+        absent, body, crc = self._lines.get((section, key), ((), b"", None))
+        count = len(self.names)
+        if zlib.crc32(body) != crc or not all(type(i) is int and 0 <= i < count for i in absent):
+            return None
+        if body.startswith(_SAME):
+            texts = [body[len(_SAME) : -1].decode()] * count
+        elif body[:1] == b"[" and not body[1:-1].translate(None, _PLAIN):
+            texts = body[1:-1].decode("ascii").split(", ") if count else []
+        else:
+            return None
+        if len(texts) != count:
+            return None
+        for position in absent:
+            texts[position] = "null"
+        return texts
+
     def section(self, section: str, position: int) -> dict:
         """One run's dict for a section (its config, metrics or meta), in the column order; built
         for every run at once, column by column, when one run's is first asked for."""
@@ -896,7 +927,7 @@ class IndexTable:
         return rows[position]
 
     def _parse(self, section: str, key: str) -> list:
-        absent, body = self._lines[(section, key)]
+        absent, body, _ = self._lines[(section, key)]
         count = len(self.names)
         try:
             data = json.loads(body)
@@ -942,7 +973,9 @@ def load_index(exp_out: Path) -> IndexTable | None:
         return None
     if not _header_shape(header) or bodies[-1:] != [b""] or len(bodies) != len(header["columns"]) + 2:
         return None
-    lines = {(section, key): (absent, body) for (section, key, absent), body in zip(header["columns"], bodies[1:])}
+    lines = {
+        (section, key): (absent, body, crc) for (section, key, absent, crc), body in zip(header["columns"], bodies[1:])
+    }
     if len(lines) != len(header["columns"]) or not all(("run", key) in lines for key in ("status", "lb")):
         return None
     return IndexTable(path, header, bodies[0], lines)
@@ -958,7 +991,7 @@ def _header_shape(header: Any) -> bool:
         isinstance(names, list)
         and isinstance(columns, list)
         and (stamp is None or _stamp_shape(stamp))
-        and all(type(c) is list and len(c) == 3 and c[0] in SECTIONS and type(c[1]) is str for c in columns)
+        and all(type(c) is list and len(c) == 4 and c[0] in SECTIONS and type(c[1]) is str for c in columns)
         and all(type(c[2]) is list for c in columns)
     )
 
@@ -977,13 +1010,16 @@ def save_index(exp_out: Path, runs: dict, stamp: list | None = None) -> None:
     for section in SECTIONS[1:]:
         for key in dict.fromkeys(key for row in rows for key in row[section]):
             columns.append((section, key, [row[section].get(key, ABSENT) for row in rows]))
-    about = [[section, key, [i for i, v in enumerate(values) if v is ABSENT]] for section, key, values in columns]
+    bodies = [files.to_json(_column_body(values)).encode() for _, _, values in columns]
+    about = [
+        [section, key, [i for i, v in enumerate(values) if v is ABSENT], zlib.crc32(body)]
+        for (section, key, values), body in zip(columns, bodies)
+    ]
     header = {"version": INDEX_VERSION, "runs": names, "stamp": stamp, "columns": about}
-    lines = [files.to_json(header), files.to_json([runs[name][0] for name in names])]
-    lines += [files.to_json(_column_body(values)) for _, _, values in columns]
+    lines = [files.to_json(header).encode(), files.to_json([runs[name][0] for name in names]).encode(), *bodies]
     try:
         listing_dir(exp_out)
-        files.write_text(index_path(exp_out), "\n".join(lines) + "\n")
+        files.write_bytes(index_path(exp_out), b"\n".join(lines) + b"\n")
         (exp_out / INDEX).unlink(missing_ok=True)  # where index versions 1 and 2 were kept
     except OSError:
         pass

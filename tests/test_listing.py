@@ -148,7 +148,7 @@ def test_show_prints_the_private_score_kaggle_gave(project):
 def test_json_encoded_column_by_column_reads_as_one_object_per_row():
     import datetime
 
-    from kagexp.tables import json_text, render
+    from kagexp.tables import json_column, json_rows, render
 
     columns = ["run", "a, b", "100%", "cv", "folds", "when"]
     shared = [0, 1]
@@ -162,6 +162,6 @@ def test_json_encoded_column_by_column_reads_as_one_object_per_row():
     text = render(columns, rows, "json")
     assert text.count("\n") == len(rows) + 1
     assert json.dumps(json.loads(text)) == json.dumps(expected)  # NaN too
-    assert json_text(columns, [list(c) for c in zip(*rows)]) == text
+    assert json_rows(columns, [json_column(list(c)) for c in zip(*rows)]) == text
     twice = render(["run", "run"], [["x/1", "x/2"]], "json")
     assert json.loads(twice) == [{"run": "x/2"}] and render(columns, [], "json") == "[]"

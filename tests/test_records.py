@@ -8,7 +8,7 @@ import time
 import pytest
 from helpers import make_project, out_dir, run_exp
 
-from kagexp import listing, records, results
+from kagexp import listing, records, results, tables
 from kagexp.errors import ConfigError
 from kagexp.project import load_project
 from kagexp.runfolder import RunFolder, index_path, load_index, save_index
@@ -244,3 +244,40 @@ def test_the_top_rows_picked_from_the_columns_are_those_a_full_sort_gives(big):
 def test_sorting_the_top_rows_by_a_key_no_run_has_is_an_error(big):
     with pytest.raises(ConfigError, match="no run has a key `cvv`; did you mean `cv`"):
         listing.list_runs(big, [], sort_key="-cvv", limit=3)
+
+
+def test_json_cut_from_the_index_is_the_json_of_its_values(tmp_path, monkeypatch):
+    """`runs --format json` takes the index's columns of numbers (and of one shared value) as the
+    file spells them; it must print what encoding the parsed values prints, for every kind of value."""
+    monkeypatch.setattr(records, "CHECK_EACH_RUN_BELOW", 0)
+    root = make_project(tmp_path)
+    out = out_dir(root)
+    shared = {"name": "a, b", "nested": {"k": [1, 2]}, "flag": True, "big": 2**70, "note": "é"}
+    rows = [
+        ({"lr": 1e-3, "depth": 3, "tag": "x, y", "folds": [0, 1]}, {"cv": 0.25, "loss": float("nan")}),
+        ({"lr": 0.5, "depth": 4, "tag": 'q"', "folds": [2]}, {"cv": 1e-20, "loss": float("inf")}),
+        ({"lr": 2.0, "tag": None, "folds": []}, {"cv": -3, "extra": False}),
+    ]
+    for i, (config, metrics) in enumerate(rows, 1):
+        folder = finished(out, f"run{i:03d}", None)
+        meta = folder.meta()
+        folder.write_summary(meta, {**shared, **config}, metrics)
+        age(folder.path)
+    project = load_project(root)
+    records.scan(project)
+    age(out)
+    records.scan(project)
+    listed = listing.list_runs(project, [], all_keys=True)
+    assert all(isinstance(part, records.Block) for part in listed.parts)  # served from the index
+    encoded = tables.json_rows(listed.columns, [tables.json_column(values) for values in listed.data])
+    assert listed.json() == encoded
+    parsed = json.loads(encoded)
+    assert [row["cv"] for row in parsed] == [0.25, 1e-20, -3] and parsed[2]["depth"] is None
+    assert parsed[0]["tag"] == "x, y" and parsed[1]["big"] == 2**70 and parsed[0]["nested.k"] == [1, 2]
+    head, mtimes, *bodies = index_path(out).read_bytes().split(b"\n")
+    columns = [tuple(column[:2]) for column in json.loads(head)["columns"]]
+    bodies[columns.index(("metrics", "cv"))] = b"[0.25, 1e-20, -3, 4]"  # one value too many: rubbish
+    bodies[columns.index(("config", "lr"))] = b"[0.001, 0.5, nul]"
+    index_path(out).write_bytes(b"\n".join([head, mtimes, *bodies]))
+    damaged = json.loads(listing.list_runs(project, [], all_keys=True).json())
+    assert [row["cv"] for row in damaged] == [None, None, None] == [row["lr"] for row in damaged]
