@@ -72,9 +72,24 @@ def read_run_files(folder: RunFolder, fallback_meta: dict, shared: dict[str, Any
 
 def share(shared: dict[str, Any], value: Any) -> str:
     """The key of `value` in the shared table (a hash of its JSON), adding it when new."""
-    key = hashlib.sha1(to_json(value).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    key = _key_of_packages(tuple(value.items())) if _is_package_list(value) else _key(value)
     shared[key] = value  # also over a damaged entry of the cache
     return key
+
+
+def _key(value: Any) -> str:
+    return hashlib.sha1(to_json(value).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+
+
+def _is_package_list(value: Any) -> bool:
+    return isinstance(value, dict) and all(type(v) is str for v in value.values())
+
+
+@functools.lru_cache(maxsize=64)
+def _key_of_packages(items: tuple) -> str:
+    """A package list's key, encoded once for the runs that share it: the list is most of a
+    run's meta.json, and 10,000 runs usually have a handful of distinct ones."""
+    return _key(dict(items))
 
 
 def own_meta(meta: dict[str, Any]) -> dict[str, Any]:
@@ -107,16 +122,17 @@ def split_history(entries: list[dict]) -> tuple[dict[str, list], dict[str, list]
     for position, entry in enumerate(entries):
         fold = entry.get("fold", entry.get("_fold"))
         step = entry.get("_step")
-        if not _number(step):
+        kind = type(step)
+        stepped = kind is int or (kind is float and math.isfinite(step))
+        if not stepped:
             step = position
         for name, value in entry.items():
             kind = type(value)
-            number = kind is int or (kind is float and math.isfinite(value))
-            if not number or name[:1] == "_" or name in FOLD_KEYS:
+            if not (kind is int or (kind is float and math.isfinite(value))) or name[:1] == "_" or name in FOLD_KEYS:
                 continue
             if fold is not None:
                 target, key = folds, fold
-            elif "fold" in name and _number(entry.get("_step")):  # `fold_auc` logged with step=fold
+            elif stepped and "fold" in name:  # `fold_auc` logged with step=fold
                 target, key = folds, step
             else:
                 target, key = series, step

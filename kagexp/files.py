@@ -107,8 +107,14 @@ def read_regular(path: str | Path, follow: bool = False) -> bytes | None:
     opened = open_regular(path, follow)
     if opened is None:
         return None
-    with os.fdopen(opened[0], "rb") as f:
-        return f.read()
+    fd, stat = opened
+    try:  # plain reads, no file object: listings read tens of thousands of small files
+        chunks = [os.read(fd, stat.st_size + 1)]
+        while chunks[-1]:  # the file grew since its stat
+            chunks.append(os.read(fd, 2**20))
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
 
 
 def link_target(path: Path) -> str | None:

@@ -199,3 +199,21 @@ def test_code_dir_refuses_hashes_that_leave_the_folder(tmp_path):
     assert runfolder.code_dir(tmp_path, "0123abcd89ef0123") == tmp_path / ".code" / "0123abcd89ef0123"
     for bad in ("../secret", "../../../../secret", "..", "a/b", None, 3, ["x"], "0123ABCD89EF0123", "fffffffff"):
         assert runfolder.code_dir(tmp_path, bad) is None, bad
+
+
+@pytest.mark.parametrize(
+    "lines, kept",
+    [
+        (['{"a": 1}', "", '{"b": 2.5}', "  "], [{"a": 1}, {"b": 2.5}]),  # blank lines: nothing
+        (['{"a": 1}', '{"b": [1, 2', '{"c": 3}'], [{"a": 1}, {"c": 3}]),  # cut short by a crash
+        (['{"a": 1}', "[1, 2]", "7", '{"c": 3}'], [{"a": 1}, {"c": 3}]),  # not objects
+        (['{"a": 1}, {"b": 2}', '{"c": 3}'], [{"c": 3}]),  # two objects on a line: not a line of ours
+        (['{"a": [1', '2]}', '{"c": 3}'], [{"c": 3}]),  # two halves that would join into one
+    ],
+)
+def test_history_lines_are_read_one_object_per_line_whatever_their_neighbours(tmp_path, lines, kept):
+    """The file is parsed whole when it can be (the dashboard reads every run's); that must keep
+    exactly the lines the line-by-line reading keeps."""
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert runfolder.read_jsonl(path) == kept
