@@ -31,7 +31,7 @@ from kagexp.records import (
     left_runs,
     records_of,
     run_ids,
-    scan,
+    scan_parts,
     section_keys,
 )
 from kagexp.runfolder import ABSENT, BLENDS
@@ -369,39 +369,51 @@ class Overview:
 
 def experiments_overview(project: Project) -> Overview:
     """Every experiment summarized, with a warning when no run logs the project's metric."""
-    records = scan(project, all_experiments(project))
-    warning = missing_metric(records, project.settings["metric"]["name"])
-    return Overview(summarize(project, records), [warning] if warning else [])
+    parts = scan_parts(project, all_experiments(project))
+    warning = missing_metric(parts, project.settings["metric"]["name"])
+    return Overview(summarize(project, parts), [warning] if warning else [])
 
 
-def summarize(project: Project, records: list[RunRecord] | None = None) -> list[ExpSummary]:
+def summarize(project: Project, parts: list[Part] | None = None) -> list[ExpSummary]:
     """Every experiment folder with its runs' counts, best metric and whether its code moved on."""
     metric = project.settings["metric"]
-    by_exp: dict[str, list[RunRecord]] = {}
-    for record in scan(project, all_experiments(project)) if records is None else records:
-        by_exp.setdefault(record.exp, []).append(record)
+    by_exp: dict[str, list[Part]] = {}
+    for part in scan_parts(project, all_experiments(project)) if parts is None else parts:
+        by_exp.setdefault(part.exp, []).append(part)
     return [_summary(project, name, by_exp.get(name, []), metric) for name in all_experiments(project)]
 
 
-def _summary(project: Project, name: str, records: list[RunRecord], metric: dict) -> ExpSummary:
+def _summary(project: Project, name: str, parts: list[Part], metric: dict) -> ExpSummary:
+    """One experiment's line, read column by column: 100,000 runs make no record each."""
     from kagexp.provenance import code_files, code_hash
 
     lineage = project.lineage(name)
-    counts = Counter(record.status for record in records)
-    counts["not in RUNS"] = sum(record.in_runs is False for record in records)
-    best = best_run(records, metric["name"], metric["direction"])
-    timed = [r for r in records if isinstance(r.meta.get("started"), str)]
-    started = [r.meta["started"] for r in timed]
-    latest = max(timed, key=lambda r: r.meta["started"], default=None)
+    (statuses,) = columns(parts, "run", ["status"])
+    started, hashes = columns(parts, "meta", ["started", "code_hash"])
+    counts = Counter(statuses)
+    counts["not in RUNS"] = sum(left_runs(parts))
+    times = [(time, i) for i, time in enumerate(started) if isinstance(time, str)]
+    last = max(times, key=itemgetter(0)) if times else (None, None)
+    latest = hashes[last[1]] if times else None
     changed = None
     exp_dir = project.exp_root / name
-    if latest and latest.meta.get("code_hash") and exp_dir.is_dir():
-        current = code_hash(exp_dir, code_files(exp_dir, project.settings["new"]["exclude"]))
-        changed = current != latest.meta["code_hash"]
-    value, run = (best.metrics[metric["name"]], best.run) if best else (None, None)
-    return ExpSummary(
-        name, lineage.get("parent"), lineage.get("note"), counts, value, run, max(started, default=None), changed
-    )
+    if latest and exp_dir.is_dir():
+        changed = code_hash(exp_dir, code_files(exp_dir, project.settings["new"]["exclude"])) != latest
+    value, run = _best_in_column(parts, metric["name"], metric["direction"])
+    return ExpSummary(name, lineage.get("parent"), lineage.get("note"), counts, value, run, last[0], changed)
+
+
+def _best_in_column(parts: list[Part], metric: str | None, direction: str) -> tuple[Any, str | None]:
+    """The best value of the metric and its run (first of equals, as `best_run`), or (None, None)."""
+    if not metric:
+        return None, None
+    (values,) = columns(parts, "metrics", [metric])
+    scored = [(value, i) for i, value in enumerate(values) if _is_number(value)]
+    if not scored:
+        return None, None
+    pick = max if direction == "max" else min
+    value, position = pick(scored, key=itemgetter(0))
+    return value, run_ids(parts)[position].rpartition("/")[2]
 
 
 def best_run(records: list[RunRecord], metric: str | None, direction: str) -> RunRecord | None:
@@ -500,10 +512,10 @@ def table_data(
 # --- warnings and CV against LB ------------------------------------------------------
 
 
-def missing_metric(records: list[RunRecord], metric: str | None) -> str | None:
+def missing_metric(parts: list[Part], metric: str | None) -> str | None:
     """A warning when runs log metrics but none logs the project's (a typo in kagexp.yml, or a
     renamed metric): the listings would otherwise show no best run without saying why."""
-    logged = metric_keys(records)
+    logged = metric_keys(parts)
     if not metric or not logged or metric in logged:
         return None
     return (
