@@ -30,6 +30,7 @@ from kagexp.files import to_json
 from kagexp.project import Project
 from kagexp.records import RunRecord, all_experiments, scan
 from kagexp.results import best_run
+from kagexp.runfolder import BLENDS
 
 TEMPLATES = Path(__file__).parent / "templates" / "dashboard"
 DEFAULT_FILE = "dashboard.html"
@@ -88,7 +89,9 @@ class PageData:
 
     @cached_property
     def experiments(self) -> list[str]:
-        return all_experiments(self.project)
+        """Every experiment, then `blend` when the project has blends: a node of its own in the tree."""
+        names = all_experiments(self.project)
+        return [*names, BLENDS] if any(record.exp == BLENDS for record in self.records) else names
 
     @cached_property
     def exp_index(self) -> dict[str, int]:
@@ -107,7 +110,10 @@ class PageData:
         return {name: self._base(name) for name in self.experiments}
 
     def _base(self, name: str) -> dict[str, Any]:
-        """`exp/EXP/config.yml`; for an experiment whose folder is gone, what all its runs share."""
+        """`exp/EXP/config.yml`; for an experiment whose folder is gone, what all its runs share;
+        none for the blends, whose config is each one's own recipe."""
+        if name == BLENDS:
+            return {}
         path = self.project.exp_root / name / BASE_CONFIG
         if path.is_file():
             try:
@@ -165,6 +171,7 @@ class PageData:
                     "best_run": run,
                     "delta": delta,
                     "base": self.bases[name],
+                    "blend": name == BLENDS,
                 }
             )
         return rows
@@ -330,7 +337,7 @@ def _finite(value: Any) -> Any:
 def dashboard_data(project: Project) -> dict[str, Any]:
     """The page's data for every run of the project."""
     cache = RunCache.load(output_folder(project) / CACHE_FILE)
-    return PageData(project, scan(project, all_experiments(project)), cache).build()
+    return PageData(project, scan(project), cache).build()  # every run, blends too
 
 
 def output_folder(project: Project) -> Path:

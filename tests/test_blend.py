@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 from helpers import make_project, out_dir, run_exp, run_kagexp
+from test_dashboard import page_data, runs_of
 from scipy.optimize import nnls
 from scipy.stats import rankdata
 from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
@@ -120,6 +121,15 @@ def test_a_blend_is_a_run_listed_shown_and_kept_by_gc(tmp_path):
     assert header[:4] == ["run", "status", "member", "noise"], header  # a blend's config is no run key's change
     shown = run_kagexp(root, "show", "blend/blend001")
     assert shown.returncode == 0 and "blend001" in shown.stdout
+    assert run_kagexp(root, "dashboard").returncode == 0
+    page = page_data((root / "data" / "output" / "dashboard.html").read_text(encoding="utf-8"))
+    exps = [exp["name"] for exp in page["exps"]]
+    rows = runs_of(page)
+    assert exps == ["exp001", "blend"] and [(exps[e], r) for e, r in zip(rows["e"], rows["r"])][-1] == (
+        "blend",
+        "blend001",
+    )
+    assert rows["m"][-1][page["metrics"].index("auc")] == blend_meta(root, "blend001")["blend"]["cv"]
 
     for run in runs:
         refs = (out_dir(root) / run.split("/")[1] / "refs.jsonl").read_text()

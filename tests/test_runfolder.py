@@ -208,7 +208,7 @@ def test_code_dir_refuses_hashes_that_leave_the_folder(tmp_path):
         (['{"a": 1}', '{"b": [1, 2', '{"c": 3}'], [{"a": 1}, {"c": 3}]),  # cut short by a crash
         (['{"a": 1}', "[1, 2]", "7", '{"c": 3}'], [{"a": 1}, {"c": 3}]),  # not objects
         (['{"a": 1}, {"b": 2}', '{"c": 3}'], [{"c": 3}]),  # two objects on a line: not a line of ours
-        (['{"a": [1', '2]}', '{"c": 3}'], [{"c": 3}]),  # two halves that would join into one
+        (['{"a": [1', "2]}", '{"c": 3}'], [{"c": 3}]),  # two halves that would join into one
     ],
 )
 def test_history_lines_are_read_one_object_per_line_whatever_their_neighbours(tmp_path, lines, kept):

@@ -248,18 +248,24 @@ function closeDetail() {
   renderBody();
 }
 
+function configDifference(run, rows) {
+  const shown = [
+    el("h3", {}, "Override"), el("pre", { class: "override" }, run.raw.o || "(the base config)"),
+    el("h3", {}, "Config: difference from " + run.exp.name + "/config.yml"),
+  ];
+  if (!rows.length) return [...shown, el("p", { class: "muted" }, "same as the base config")];
+  const body = el("tbody");
+  for (const [k, base, v] of rows) body.append(el("tr", {}, el("td", {}, k), el("td", { class: "muted" }, base === undefined ? "(absent)" : fmt(base)), el("td", {}, fmt(v))));
+  return [...shown, el("table", { class: "config-diff" }, el("thead", {}, el("tr", {}, el("th", {}, "key"), el("th", {}, "base"), el("th", {}, "this run"))), body)];
+}
+
 function detailLeft(run) {
   const raw = run.raw;
   const part = el("div");
-  part.append(el("h3", {}, "Override"), el("pre", { class: "override" }, raw.o || "(the base config)"));
-  part.append(el("h3", {}, "Config: difference from " + run.exp.name + "/config.yml"));
   const rows = Object.entries(raw.c).map(([k, v]) => [KEYS[k], run.exp.base[KEYS[k]], v]);
   for (const k of raw.x || []) rows.push([KEYS[k], run.exp.base[KEYS[k]], "(absent)"]);
-  if (rows.length) {
-    const body = el("tbody");
-    for (const [k, base, v] of rows) body.append(el("tr", {}, el("td", {}, k), el("td", { class: "muted" }, base === undefined ? "(absent)" : fmt(base)), el("td", {}, fmt(v))));
-    part.append(el("table", { class: "config-diff" }, el("thead", {}, el("tr", {}, el("th", {}, "key"), el("th", {}, "base"), el("th", {}, "this run"))), body));
-  } else part.append(el("p", { class: "muted" }, "same as the base config"));
+  if (run.exp.blend) part.append(el("h3", {}, "The blend's recipe"), kvTable(rows.map(([k, , v]) => [k, v])));
+  else part.append(...configDifference(run, rows));
   part.append(el("h3", {}, "Metrics"));
   const metrics = METRICS.map((name, m) => [name, metricOf(run, m)]).filter((p) => p[1] !== null);
   if (raw.lb !== null) metrics.push(["LB", raw.lb]);
