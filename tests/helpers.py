@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import re
 import subprocess
 import sys
 import textwrap
@@ -202,3 +203,21 @@ def commit_all(repo: Path, message: str, tag: str | None = None) -> None:
     git(repo, "commit", "-q", "-m", message)
     if tag:
         git(repo, "tag", tag)
+
+
+# --- the dashboard's page ---------------------------------------------------------------
+
+
+def page_data(html: str) -> dict:
+    match = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
+    assert match, "no data tag"
+    return json.loads(match.group(1))
+
+
+def runs_of(data: dict) -> dict[str, list]:
+    """The page's run columns as lists (a mostly empty one is stored as {position: value})."""
+    count = data["count"]
+    return {
+        name: column if isinstance(column, list) else [column.get(str(i)) for i in range(count)]
+        for name, column in data["runs"].items()
+    }

@@ -5,8 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import make_project, out_dir, run_exp, run_kagexp
-from test_dashboard import page_data, runs_of
+from helpers import make_project, out_dir, page_data, run_exp, run_kagexp, runs_of
 from scipy.optimize import nnls
 from scipy.stats import rankdata
 from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import make_project, run_exp, run_kagexp, set_runs
+from helpers import make_project, page_data, run_exp, run_kagexp, runs_of, set_runs
 
 from kagexp.dashboard_cache import split_history
 from kagexp.project import load_project
@@ -43,21 +43,6 @@ RUNS = [
     "model:\n  params:\n    max_depth: 5\nlr: 1.0e-1\n",
     f"# {HOSTILE}\nmodel:\n  params:\n    max_depth: 4\n    min_samples_leaf: 100\n",
 ]
-
-
-def page_data(html: str) -> dict:
-    match = re.search(r'<script type="application/json" id="data">(.*?)</script>', html, re.S)
-    assert match, "no data tag"
-    return json.loads(match.group(1))
-
-
-def runs_of(data: dict) -> dict[str, list]:
-    """The page's run columns as lists (a mostly empty one is stored as {position: value})."""
-    count = data["count"]
-    return {
-        name: column if isinstance(column, list) else [column.get(str(i)) for i in range(count)]
-        for name, column in data["runs"].items()
-    }
 
 
 @pytest.fixture(scope="module")
