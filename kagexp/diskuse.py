@@ -13,7 +13,7 @@ from typing import Any
 
 from kagexp.errors import UsageError
 from kagexp.project import Project
-from kagexp.records import experiments_with_outputs, scan
+from kagexp.records import output_folders, scan
 
 _UNITS = ("B", "KB", "MB", "GB", "TB")
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
@@ -55,10 +55,8 @@ def parse_size(text: str) -> int:
 
 
 def experiments(project: Project) -> tuple[list[str], list[list[Any]]]:
-    """Columns and rows of `kagexp du`: each experiment's outputs, biggest first."""
-    rows = []
-    for exp in experiments_with_outputs(project):
-        rows.append([exp, len(scan(project, [exp])), tree_size(project.output_dir(exp))])
+    """Columns and rows of `kagexp du`: each experiment's outputs (and the blends'), biggest first."""
+    rows = [[exp, len(scan(project, [exp])), tree_size(out)] for exp, out in output_folders(project, None)]
     return ["exp", "runs", "size"], sorted(rows, key=lambda row: -row[2])
 
 
@@ -67,7 +65,10 @@ def runs(project: Project, exp: str) -> tuple[list[str], list[list[Any]]]:
     (the code snapshots, the stored diffs, the listing index)."""
     records = scan(project, [exp])
     rows = sorted(([r.id, r.status, tree_size(r.path)] for r in records), key=lambda row: -row[2])
-    exp_out = project.output_dir(project.find_exp(exp))
+    found = output_folders(project, [exp])
+    if not found:
+        return ["run", "status", "size"], rows
+    ((_, exp_out),) = found
     shared = tree_size(exp_out) - sum(row[2] for row in rows)
     if rows or shared:
         rows.append([f"{exp_out.name} (shared: code snapshots, diffs)", "", shared])

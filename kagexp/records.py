@@ -363,7 +363,7 @@ def read_experiment(exp: str, out_dir: Path, table: IndexTable | None, check_eac
 def scan_parts(project: Project, exps: list[str] | None = None, refresh: bool = False) -> list[Part]:
     """`scan`, with the experiments that nothing changed since they were indexed kept as `Block`s.
     `refresh`: read every run folder again, the indexes unused (and rewritten)."""
-    folders = _output_folders(project, exps)
+    folders = output_folders(project, exps)
     tables = [None if refresh else load_index(out) for _, out in folders]
     check_each_run = refresh or sum(len(t.names) for t in tables if t) < CHECK_EACH_RUN_BELOW
     parts: list[Part] = []
@@ -393,7 +393,7 @@ def scan(project: Project, exps: list[str] | None = None, refresh: bool = False)
     return records_of(scan_parts(project, exps, refresh))
 
 
-def _output_folders(project: Project, exps: list[str] | None) -> list[tuple[str, Path]]:
+def output_folders(project: Project, exps: list[str] | None) -> list[tuple[str, Path]]:
     """The experiments asked for (default: all with outputs, then the blends) with their output
     folders, those without outputs left out; an unknown experiment is an error."""
     root = project.output_root  # once: each call resolves the project's settings again

@@ -34,7 +34,7 @@ from kagexp.results import (
     table,
     varying_keys,
 )
-from kagexp.runfolder import RunFolder
+from kagexp.runfolder import BLENDS, RunFolder
 from kagexp.tables import cell, render
 
 if TYPE_CHECKING:
@@ -75,6 +75,11 @@ class Written:
 
 def report_experiment(project: Project, exp: str) -> Written:
     """Write `exp/EXP/RESULTS.md` and its plots under `exp/EXP/results/`."""
+    if exp.strip().rstrip("/") == BLENDS:
+        raise NotFoundError(
+            "the blends have no experiment folder to write RESULTS.md in; "
+            "see them with `kagexp runs blend` or in `kagexp dashboard`"
+        )
     name = project.find_exp(exp)
     exp_dir = project.exp_dir(name)
     if not exp_dir.is_dir():

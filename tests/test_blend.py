@@ -129,6 +129,12 @@ def test_a_blend_is_a_run_listed_shown_and_kept_by_gc(tmp_path):
         "blend001",
     )
     assert rows["m"][-1][page["metrics"].index("auc")] == blend_meta(root, "blend001")["blend"]["cv"]
+    sizes = {row["exp"]: row for row in json.loads(run_kagexp(root, "du", "--format", "json").stdout)}
+    assert sizes.keys() == {"exp001", "blend"} and sizes["blend"]["runs"] == 1 and sizes["blend"]["size"] > 0
+    (*_, shared) = json.loads(run_kagexp(root, "du", "blend", "--format", "json").stdout)
+    assert shared["run"].startswith("blend (shared") and shared["size"] >= 0
+    report = run_kagexp(root, "report", "blend")
+    assert report.returncode == 2 and "`kagexp runs blend`" in report.stderr and len(report.stderr.splitlines()) == 1
 
     for run in runs:
         refs = (out_dir(root) / run.split("/")[1] / "refs.jsonl").read_text()
