@@ -237,7 +237,12 @@ class Experiment:
 
     @cached_property
     def record(self) -> RunsRecord:
-        return read_runs_record(self.out_dir)
+        """The runs' names by override; the numbers of runs moved to the trash stay taken."""
+        from kagexp.trash import run_names
+
+        record = read_runs_record(self.out_dir)
+        record.reserve(run_names(self.project, self.name))
+        return record
 
     def specs(self, force: bool = False) -> list[RunSpec]:
         """Parse, check and merge every override; all problems of all runs raise one ConfigError."""

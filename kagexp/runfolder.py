@@ -809,6 +809,12 @@ class RunsRecord:
     current: list[str]
     next: int
 
+    def reserve(self, names: list[str]) -> None:
+        """Keep the numbers of `names` (runs in the trash) from being given again: a new run with a
+        trashed run's name would block its restore, even when `.runs.json` went missing."""
+        numbers = [int(match.group(1)) for name in names if (match := _NUMBERED.fullmatch(name))]
+        self.next = max([self.next, *(number + 1 for number in numbers)])
+
 
 def runs_in_record(exp_out: Path) -> set[str] | None:
     """The runs an experiment's RUNS held when it last ran (None: never recorded), for listings:

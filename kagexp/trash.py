@@ -108,6 +108,19 @@ def entries(project: Project) -> list[Entry]:
     return sorted(found, key=lambda entry: natural(entry.id))
 
 
+def run_names(project: Project, exp: str) -> list[str]:
+    """The run folders of `exp` in the trash, moved alone or with their experiment's outputs."""
+    prefix = relative(project, project.output_dir(exp))
+    names: list[str] = []
+    for entry in entries(project):
+        for item in entry.items:
+            if item.kind == "run" and item.path.rpartition("/")[0] == prefix:
+                names.append(item.path.rpartition("/")[2])
+            elif item.kind == "experiment" and item.path == prefix and (entry.folder / item.path).is_dir():
+                names += [found.name for found in run_folders(entry.folder / item.path)]
+    return names
+
+
 def _read_entry(folder: Path) -> Entry:
     """An entry from its manifest; one without a readable manifest lists with its size, nothing to restore."""
     entry = Entry(folder.name, folder)

@@ -135,6 +135,22 @@ def test_rm_moves_runs_into_the_trash_and_restore_brings_them_back_unchanged(pro
     assert _without_trash(snapshot_tree(project)) == _without_trash(before)
 
 
+def test_a_trashed_runs_number_is_never_given_again(project):
+    """Even with `.runs.json` gone (or trashed with the experiment's outputs), a new run never takes
+    the name of a run in the trash: its restore would be blocked."""
+    ok(project, "rm", "exp001/run004")
+    (out_dir(project) / ".runs.json").unlink()
+    set_runs(project, runs_of(1, 2, 3, 9), body=BODY)
+    assert run_exp(project).returncode == 0
+    assert listed(project)[:4] == ["exp001/run001", "exp001/run002", "exp001/run003", "exp001/run005"]
+    ok(project, "restore", "exp001/run004")
+    assert "exp001/run004" in listed(project)
+
+    ok(project, "rm", "exp002")
+    assert run_exp(project, exp="exp002").returncode == 0
+    assert [run for run in listed(project) if run.startswith("exp002/")] == ["exp002/run002"]
+
+
 def test_rm_of_an_experiment_moves_its_outputs_and_keeps_its_code(project):
     code = snapshot_tree(project / "exp")
     assert ok(project, "rm", "exp002").splitlines()[0].startswith("moved exp002 (")
