@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import traceback
 from collections.abc import Callable
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -75,7 +74,7 @@ def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
         return body() or EXIT_OK
     except KagexpError as exc:
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         print(exc.lines(), file=sys.stderr, flush=True)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -88,10 +87,17 @@ def run_command(body: Callable[[], int | None], debug: bool = False) -> int:
         if exc.errno not in _ENVIRONMENT:
             raise  # anything else is a bug: its traceback is wanted
         if debug:
-            traceback.print_exc()
+            _print_traceback()
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"kagexp: error: {where}{exc.strerror}", file=sys.stderr, flush=True)
         return EXIT_USAGE
+
+
+def _print_traceback() -> None:
+    """With `--debug` only: traceback is imported here, `kagexp --help` does not need it."""
+    import traceback
+
+    traceback.print_exc()
 
 
 # What the machine refuses (a full or read-only disk, permissions): the user's to fix, not a bug.

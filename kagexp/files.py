@@ -7,7 +7,6 @@ import errno
 import itertools
 import json
 import os
-import shutil
 from pathlib import Path
 from stat import S_ISREG
 from typing import Any, BinaryIO
@@ -71,6 +70,8 @@ def write_json(path: Path, obj: Any) -> None:
 
 def copy_file(src: Path, dst: Path) -> None:
     """Copy `src` to `dst` atomically (temporary copy, then rename)."""
+    import shutil  # here: every command imports this module, few copy
+
     tmp = _temp_name(dst)
     try:
         shutil.copyfile(src, tmp)

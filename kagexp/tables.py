@@ -8,7 +8,6 @@ for a terminal.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from itertools import chain, repeat
@@ -27,6 +26,8 @@ def render(columns: list[str], rows: list[list[Any]], fmt: str) -> str:
     if fmt == "json":
         return json_rows(columns, [json_column(list(values)) for values in zip(*rows)])
     if fmt == "csv":
+        import csv  # here: `kagexp --help` imports this module
+
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(columns)
