@@ -76,7 +76,9 @@ class PageData:
     envs: Interned = field(default_factory=Interned)
     packages: Interned = field(default_factory=Interned)
     name_lists: dict[tuple, list[int]] = field(default_factory=dict)
-    changes: dict[str, set] = field(default_factory=dict)  # config key → its values where runs differ from base
+    changes: dict[tuple[bool, str], set] = field(
+        default_factory=dict
+    )  # (blend?, key) → values where runs differ from base
     changed_in: dict[tuple[str, str], int] = field(default_factory=dict)  # (exp, key) → runs that change it
 
     @property
@@ -229,25 +231,24 @@ class PageData:
         return values
 
     def _note_change(self, exp: str, key: str, value: Any) -> None:
-        self.changes.setdefault(key, set()).add(_token(value))
+        self.changes.setdefault((exp == BLENDS, key), set()).add(_token(value))
         self.changed_in[exp, key] = self.changed_in.get((exp, key), 0) + 1
 
     def _varying(self) -> list[str]:
         """The config keys whose value is not the same in every run (or missing in some), in the
         order `kagexp runs` shows them; from the bases and the runs' differences, without looking
-        at every key of every run."""
+        at every key of every run. Blends are compared with blends only, as `varying_keys` does."""
         order: dict[str, None] = {}
         for record in self.records:
             order.update(dict.fromkeys(record.config))
-        varying = []
-        for key in order:
-            seen = set(self.changes.get(key, ()))
-            for name, records in self.by_exp.items():
-                if records and self.changed_in.get((name, key), 0) < len(records):
-                    seen.add(_token(self.bases[name].get(key, _MISSING)))
-            if len(seen) > 1:
-                varying.append(key)
-        return varying
+        return [key for key in order if self._varies(key, blends=False) or self._varies(key, blends=True)]
+
+    def _varies(self, key: str, blends: bool) -> bool:
+        seen = set(self.changes.get((blends, key), ()))
+        for name, records in self.by_exp.items():
+            if (name == BLENDS) == blends and records and self.changed_in.get((name, key), 0) < len(records):
+                seen.add(_token(self.bases[name].get(key, _MISSING)))
+        return len(seen) > 1
 
     def _config_difference(self, record: RunRecord) -> dict[str, Any]:
         """`c`: {key index: value} where the merged config differs from the base; `x`: keys it lacks."""

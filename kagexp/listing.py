@@ -6,6 +6,7 @@ the CLI reads `STATUSES` for its help without loading the records machinery.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -110,7 +111,22 @@ def list_runs(
     if shown is None:
         shown, warnings = _selected(parts, wanted, where, sort_key, limit)
     metric = project.settings["metric"]["name"]
-    return Listing(results.table_layout(shown, all_keys, metric), shown, warnings, metric)
+    in_order = sorted(shown, key=_listing_order(parts)) if sort_key else shown  # the columns never move with the rows
+    return Listing(results.table_layout(in_order, all_keys, metric), shown, warnings, metric)
+
+
+def _listing_order(parts: list[Part]) -> Callable[[RunRecord], tuple[int, int]]:
+    """A sort key putting records back in the order of `parts`, the unsorted listing's."""
+    from kagexp.records import Block
+
+    place = {id(part.index if isinstance(part, Block) else part): i for i, part in enumerate(parts)}
+
+    def key(record: RunRecord) -> tuple[int, int]:
+        if id(record) in place:
+            return place[id(record)], 0
+        return place.get(id(getattr(record, "index", None)), len(parts)), getattr(record, "_position", 0)
+
+    return key
 
 
 def _selected(

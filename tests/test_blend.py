@@ -11,6 +11,9 @@ from scipy.stats import rankdata
 from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 
 import kagexp
+from kagexp import results
+from kagexp.project import load_project
+from kagexp.records import scan
 
 CONFIG = "seed: 1\ntask: binary\nmember: 1\nnoise: 1.0\nfold_shift: 0\nid_shift: 0\n"
 
@@ -124,6 +127,7 @@ def test_a_blend_is_a_run_listed_shown_and_kept_by_gc(tmp_path):
     page = page_data((root / "data" / "output" / "dashboard.html").read_text(encoding="utf-8"))
     exps = [exp["name"] for exp in page["exps"]]
     rows = runs_of(page)
+    assert [page["keys"][k] for k in page["varying"]] == results.varying_keys(scan(load_project(root)))
     assert exps == ["exp001", "blend"] and [(exps[e], r) for e, r in zip(rows["e"], rows["r"])][-1] == (
         "blend",
         "blend001",

@@ -165,3 +165,20 @@ def test_json_encoded_column_by_column_reads_as_one_object_per_row():
     assert json_rows(columns, [json_column(list(c)) for c in zip(*rows)]) == text
     twice = render(["run", "run"], [["x/1", "x/2"]], "json")
     assert json.loads(twice) == [{"run": "x/2"}] and render(columns, [], "json") == "[]"
+
+
+def test_the_columns_stay_in_their_order_whatever_the_sort(tmp_path):
+    """Keys first seen in exp001 come first, even when a sort puts exp002's runs on top."""
+    body, base = "ctx.log({'cv': cfg.cv})\n", "alpha: 0\nbeta: 0\ncv: 0.5\n"
+    root = make_project(tmp_path, runs=["alpha: 1\ncv: 0.1\n", "alpha: 2\ncv: 0.2\n"], body=body, config=base)
+    exp002 = ["beta: 1\ncv: 0.9\n", "beta: 2\ncv: 0.8\n"]
+    make_project(tmp_path, runs=exp002, body=body, config=base.replace("alpha: 0\n", ""), exp="exp002")
+    assert run_exp(root).returncode == 0 and run_exp(root, exp="exp002").returncode == 0
+
+    def header(*args):
+        return run_kagexp(root, "runs", *args).stdout.splitlines()[0].split()
+
+    plain = header()
+    assert plain.index("alpha") < plain.index("beta")
+    for args in (["--sort", "-cv"], ["--sort", "-cv", "--limit", "3"], ["--sort", "cv", "--where", "cv>0"]):
+        assert header(*args) == plain, args
