@@ -298,7 +298,7 @@ def runs(exps, statuses, where, sort_key, limit, fmt, all_keys, refresh) -> None
     listed = list_runs(_project(), list(exps), statuses, where, sort_key, limit, every_key, refresh)
     _warn(listed.warnings)
     if listed.empty and fmt == "table":
-        click.echo("no runs match" if exps or statuses or where else "no runs yet", err=True)
+        click.echo("no runs match" if exps or statuses or where or limit is not None else "no runs yet", err=True)
         return
     if fmt == "json":  # column by column: 100,000 rows never become lists
         click.echo(listed.json())

@@ -82,6 +82,8 @@ def _run_side(project: Project, record: RunRecord) -> Side:
 
 def parent_of(project: Project, text: str) -> str:
     """`kagexp diff exp042` compares with the parent that `kagexp new` recorded."""
+    if "/" in text.strip().rstrip("/"):
+        raise UsageError(f"a run is compared with another run: name both, e.g. kagexp diff {text} exp001/run001")
     name = project.find_exp(text)
     if not project.exp_dir(name).is_dir():
         raise NotFoundError(f"no experiment exp/{name}{unknown(name, project.experiments())}")

@@ -446,15 +446,21 @@ def _find_attempt(record: RunRecord, number: str) -> RunRecord:
     """An earlier attempt of a run, read like a run: `run002@1` is `run002/attempts/1/`."""
     kept = sorted(record.run_folder.attempt_numbers(), key=int)
     if not number.isdigit() or number not in kept:
-        where = f"its earlier attempts: {', '.join(kept)}" if kept else "it has no earlier attempt"
-        raise NotFoundError(f"no attempt {number!r} of {record.id} ({where}); write e.g. {record.id}@1")
+        if not kept:
+            raise NotFoundError(f"no attempt {number!r} of {record.id}: it has no earlier attempt")
+        raise NotFoundError(
+            f"no attempt {number!r} of {record.id} (its earlier attempts: {', '.join(kept)}); "
+            f"write e.g. {record.id}@{kept[0]}"
+        )
     return read_record(record.exp, record.run_folder.attempt(int(number)).path, f"{record.run}@{number}")
 
 
 def _find_run(project: Project, text: str) -> RunRecord:
     parts = [p for p in text.strip().rstrip("/").split("/")]
     if len(parts) != 2 or not all(parts):
-        raise NotFoundError(f"{text!r} is not a run; name one as EXP/RUN, e.g. exp003/run002")
+        blend = blend_root(project.output_root) / parts[0]
+        example = f"{BLENDS}/{parts[0]}" if len(parts) == 1 and RunFolder(blend).is_run() else "exp003/run002"
+        raise NotFoundError(f"{text!r} is not a run; name one as EXP/RUN, e.g. {example}")
     exp = _find(project, parts[0])
     out = output_dir(project, exp)
     if exp != BLENDS and not project.exp_dir(exp).is_dir() and not out.is_dir():

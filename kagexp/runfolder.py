@@ -421,7 +421,10 @@ class RunFolder:
         with _appending(self.path / LB, "the score"):
             history = self.lb_history()
             if not 1 <= number <= len(history):
-                raise RunStateError(f"{self.name} has {len(history)} LB scores; there is no number {number}")
+                count = len(history)
+                scores = "no LB score" if count == 0 else "1 LB score" if count == 1 else f"{count} LB scores"
+                run = f"{self.path.parent.name}/{self.name}"
+                raise RunStateError(f"{run} has {scores}; there is no number {number} (kagexp show {run} lists them)")
             removed = history.pop(number - 1)
             files.write_text(self.path / LB, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in history))
             self._summarize_lb(history)

@@ -188,7 +188,7 @@ def test_lb_rm_removes_one_entry_and_the_summary_follows(project, kaggle):
     assert [e["score"] for e in lb_entries(project, "run001")] == [0.1, 0.2]
     assert json.loads((out_dir(project) / "run001/summary.json").read_text())["lb"] == 0.2
     bad = kagexp(project, kaggle, "lb", "--rm", "exp001/run001", "5")
-    assert bad.returncode == 2 and "has 2 LB scores; there is no number 5" in bad.stderr
+    assert bad.returncode == 2 and "exp001/run001 has 2 LB scores; there is no number 5" in bad.stderr
     assert kagexp(project, kaggle, "lb", "exp001/run001", "0.4").returncode == 0
     assert [e["score"] for e in lb_entries(project, "run001")] == [0.1, 0.2, 0.4]
 

@@ -94,7 +94,10 @@ def test_diff_compares_an_earlier_attempt(project):
         == "kagexp: error: no attempt '7' of exp001/run001 (its earlier attempts: 1); write e.g. exp001/run001@1\n"
     )
     none = run_kagexp(project, "show", "exp001/run003@1")
-    assert none.returncode == 2 and "(it has no earlier attempt)" in none.stderr
+    assert none.returncode == 2
+    assert none.stderr == "kagexp: error: no attempt '1' of exp001/run003: it has no earlier attempt\n"
+    one_side = run_kagexp(project, "diff", "exp001/run001")
+    assert one_side.returncode == 2 and "name both, e.g. kagexp diff exp001/run001 " in one_side.stderr
 
 
 def test_list_honours_only(project):
