@@ -3,10 +3,12 @@
 import csv
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "example-exp-iris"
@@ -25,7 +27,10 @@ def test_iris_example_end_to_end(tmp_path):
         assert 0.3 < metrics["cv"] <= 1.0
         cvs.append(metrics["cv"])
         history = [json.loads(line) for line in (out / run / "metrics.jsonl").read_text().splitlines()]
-        assert [h["_step"] for h in history[:5]] == [0, 1, 2, 3, 4]
+        assert [h["_fold"] for h in history] == [0, 1, 2, 3, 4]  # one score per fold, logged with fold=
+        scores = [h["cv"] for h in history]
+        assert metrics["cv"] == pytest.approx(statistics.fmean(scores))
+        assert metrics["cv_std"] == pytest.approx(statistics.pstdev(scores))
         with open(out / run / "submission.csv", newline="") as f:
             rows = list(csv.DictReader(f))
         assert list(rows[0]) == ["id", "target"] and len(rows) == 45

@@ -32,7 +32,6 @@ RUNS = [
 def run(cfg, ctx):
     train, test, features = load_data(cfg)
     cv, cv_std = cross_validate(cfg, ctx, train, features)
-    ctx.log({"cv": cv, "cv_std": cv_std})
     print(f"CV accuracy {cv:.4f} ± {cv_std:.4f} over {cfg.cv.n_splits} folds")
     model = fit(cfg, train, features)
     with open(ctx.path("model.pkl"), "wb") as f:

@@ -76,7 +76,7 @@ def train_folds(cfg, ctx, metric, train, test, features):
         with open(ctx.path(f"models/fold{fold}.pkl"), "wb") as f:
             pickle.dump(model, f)
         oof[val_idx], fold_of[val_idx] = _predict(model, x.iloc[val_idx], task), fold
-        ctx.log({f"fold_{metric}": score_fn(y.iloc[val_idx], _as(kind, oof[val_idx]))}, step=fold)
+        ctx.log({metric: score_fn(y.iloc[val_idx], _as(kind, oof[val_idx]))}, fold=fold)  # and `{metric}_std`
         if len(test):
             test_pred += _predict(model, test[features], task) / cfg.cv.n_splits
     ids = cfg.data.id
