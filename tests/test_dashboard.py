@@ -314,3 +314,35 @@ def test_a_runs_detail_and_the_tree_show_text_as_text(page, tmp_path):
     assert page.evaluate("document.scripts.length") == 2
     assert page.title() == f"{NAME} · kagexp dashboard" and page.inner_text("#project") == NAME
     assert page.dialogs == [] and page.fetched == [] and page.errors == []
+
+
+NEAREST_POINT = """(label) => {
+  const box = label.getBBox();
+  let best = null, distance = Infinity;
+  for (const dot of label.ownerSVGElement.querySelectorAll("circle")) {
+    const x = Number(dot.getAttribute("cx")), y = Number(dot.getAttribute("cy"));
+    const d = Math.hypot(Math.max(box.x - x, 0, x - box.x - box.width), Math.max(box.y - y, 0, y - box.y - box.height));
+    if (d < distance) [best, distance] = [dot.getAttribute("data-i"), d];
+  }
+  return best;
+}"""
+
+
+def test_each_point_label_is_nearest_its_own_point(page, html):
+    """A label must never sit nearer another run's point than its own: hovering the point nearest a
+    label names that label's run (or, for runs drawn on one spot and labelled "+N", one with the
+    same values)."""
+    data = page_data(html)
+    runs = runs_of(data)
+    cv = {f"{data['exps'][e]['name']}/{r}": m[0] if m else None for e, r, m in zip(runs["e"], runs["r"], runs["m"])}
+    page.click(".tab[data-tab=plots]")
+    figure = page.locator("figure[data-plot='key-model.params.max_depth']")
+    labels = figure.locator("text.point-label")
+    texts = labels.all_text_contents()
+    assert len(texts) >= 3 and any(" +" in text for text in texts), texts  # depth 2 twice: one shared label
+    for i, text in enumerate(texts):
+        nearest = labels.nth(i).evaluate(NEAREST_POINT)
+        figure.locator(f"circle[data-i='{nearest}']").hover(force=True)
+        shown = page.inner_text("#tip").split(":")[0]
+        run = text.split(" +")[0]
+        assert shown == run or (" +" in text and cv[shown] == cv[run]), (text, shown)

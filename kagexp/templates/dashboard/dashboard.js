@@ -476,21 +476,33 @@ function drawPoints(svg, points, sx, sy, right, labelled) {
   if (labelled && points.length <= MAX_LABELLED) drawLabels(svg, points, sx, sy, right);
 }
 
-// A label beside each point, inside the plot (to the left near its right edge); a label that
-// would overlap one already placed moves below its point, else is left to the tooltip.
+// A label beside each point, inside the plot (to the left near its right edge), above it or else
+// below it. A label goes only where its own point is the nearest one and it covers no other point
+// or label, so it can never be read as another point's; points drawn on the same spot share one
+// label ("exp002/run001 +2"). What finds no such place is left to the tooltip.
 function drawLabels(svg, points, sx, sy, right) {
+  const dots = points.map((p) => [sx(p.x), sy(p.y)]);
   const placed = [];
+  const done = new Set();
   const overlaps = (box) => placed.some((b) => box.x1 < b.x2 && b.x1 < box.x2 && box.y1 < b.y2 && b.y1 < box.y2);
-  for (const p of points) {
-    const x = sx(p.x), y = sy(p.y);
+  const distance = ([x, y], box) => Math.hypot(Math.max(box.x1 - x, 0, x - box.x2), Math.max(box.y1 - y, 0, y - box.y2));
+  const owns = (box, own, same) => dots.every((dot, j) => same.includes(j) || distance(dot, box) > distance(dots[own], box) + 4);
+  points.forEach((p, i) => {
+    if (done.has(i)) return;
+    const [x, y] = dots[i];
+    const same = dots.flatMap(([dx, dy], j) => (Math.abs(dx - x) < 1.5 && Math.abs(dy - y) < 1.5 ? [j] : []));
+    same.forEach((j) => done.add(j));
+    const text = p.run.id + (same.length > 1 ? ` +${same.length - 1}` : "");
     const nearRight = x > right - 90;
-    const width = p.run.id.length * 6.2;
+    const width = text.length * 6.2;
     const left = nearRight ? x - 6 - width : x + 6;
-    const spot = [y - 5, y + 13].map((base) => ({ x1: left, x2: left + width, y1: base - 10, y2: base + 2, base })).find((box) => !overlaps(box));
-    if (!spot) continue;
+    const spot = [y - 5, y + 13]
+      .map((base) => ({ x1: left, x2: left + width, y1: base - 10, y2: base + 2, base }))
+      .find((box) => !overlaps(box) && owns(box, i, same));
+    if (!spot) return;
     placed.push(spot);
-    svg.append(svgEl("text", { x: nearRight ? x - 6 : x + 6, y: spot.base, "text-anchor": nearRight ? "end" : "start", class: "point-label" }, p.run.id));
-  }
+    svg.append(svgEl("text", { x: nearRight ? x - 6 : x + 6, y: spot.base, "text-anchor": nearRight ? "end" : "start", class: "point-label" }, text));
+  });
 }
 
 // Many points on a canvas laid over the plot's SVG axes; the nearest point within 6 px is the one
@@ -570,7 +582,7 @@ function renderPlots() {
   if (scored.length) {
     const order = [...scored].sort((a, b) => a.index - b.index);
     const points = order.map((r, i) => ({ x: i + 1, y: projectMetric(r), run: r, color: expColor(r), tip: () => `${name} ${fmt(projectMetric(r))}` }));
-    figures.push(plot({ id: "per-run", title: `${name} per run`, xlabel: "run, in listing order (colour: experiment)", ylabel: name, points, xint: true, width: 640 }));
+    figures.push(plot({ id: "per-run", title: `${name} per run`, xlabel: "run, in name order as kagexp runs lists them (colour: experiment)", ylabel: name, points, xint: true, width: 640 }));
     for (const k of DATA.varying) figures.push(...keyPlot(scored, k));
     const both = scored.filter((r) => isNum(r.raw.lb));
     if (both.length) {
@@ -598,7 +610,7 @@ function foldPlots(runs) {
     }
   });
   return [...byMetric].filter(([, points]) => points.length).map(([m, points]) => plot({
-    id: "folds-" + METRICS[m], title: `${METRICS[m]} per fold`, xlabel: "run, in listing order (one point per fold)", ylabel: METRICS[m], points, xint: true, labels: false, width: 640,
+    id: "folds-" + METRICS[m], title: `${METRICS[m]} per fold`, xlabel: "run, in name order as kagexp runs lists them (one point per fold)", ylabel: METRICS[m], points, xint: true, labels: false, width: 640,
   }));
 }
 
