@@ -434,6 +434,12 @@ def all_experiments(project: Project) -> list[str]:
     return sorted(set(project.experiments()) | set(experiments_with_outputs(project)), key=natural)
 
 
+def experiments_and_blends(project: Project) -> list[str]:
+    """`all_experiments`, then `blend` when the project has blends: what `ls` and `report --all` cover."""
+    names = all_experiments(project)
+    return [*names, BLENDS] if blend_root(project.output_root).is_dir() else names
+
+
 def find_run(project: Project, text: str) -> RunRecord:
     """`exp003/run002`, `3/2` or `exp003/run002/` as a record (full meta); `exp003/run002@1` is its
     first attempt, kept in the run folder since; a clear error when absent."""

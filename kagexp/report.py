@@ -24,7 +24,7 @@ from kagexp import config, files
 from kagexp.errors import NotFoundError, TargetExistsError, TemplateError
 from kagexp.leaderboard import correlation, cv_lb_pairs
 from kagexp.project import Project
-from kagexp.records import RunRecord, all_experiments, scan
+from kagexp.records import RunRecord, all_experiments, experiments_and_blends, scan
 from kagexp.results import (
     best_run,
     missing_metric,
@@ -112,7 +112,7 @@ def report_project(project: Project) -> Written:
     """Write the project's `RESULTS.md`: one row per experiment, the metric across experiments."""
     template = _template(project, "project.md.j2", "report-all.md.j2")
     metric, direction = project.settings["metric"]["name"], project.settings["metric"]["direction"]
-    records = scan(project, all_experiments(project))
+    records = scan(project, experiments_and_blends(project))
     summaries = summarize(project, records)
     pairs = cv_lb_pairs(records, metric)
     columns, rows = summary_rows(summaries, metric)

@@ -26,8 +26,8 @@ from kagexp.records import (
     Block,
     Part,
     RunRecord,
-    all_experiments,
     columns,
+    experiments_and_blends,
     left_runs,
     records_of,
     run_ids,
@@ -369,18 +369,20 @@ class Overview:
 
 def experiments_overview(project: Project) -> Overview:
     """Every experiment summarized, with a warning when no run logs the project's metric."""
-    parts = scan_parts(project, all_experiments(project))
+    parts = scan_parts(project, experiments_and_blends(project))
     warning = missing_metric(parts, project.settings["metric"]["name"])
     return Overview(summarize(project, parts), [warning] if warning else [])
 
 
 def summarize(project: Project, parts: list[Part] | None = None) -> list[ExpSummary]:
-    """Every experiment folder with its runs' counts, best metric and whether its code moved on."""
+    """Every experiment folder (and the blends) with its runs' counts, best metric and whether its
+    code moved on."""
     metric = project.settings["metric"]
+    names = experiments_and_blends(project)
     by_exp: dict[str, list[Part]] = {}
-    for part in scan_parts(project, all_experiments(project)) if parts is None else parts:
+    for part in scan_parts(project, names) if parts is None else parts:
         by_exp.setdefault(part.exp, []).append(part)
-    return [_summary(project, name, by_exp.get(name, []), metric) for name in all_experiments(project)]
+    return [_summary(project, name, by_exp.get(name, []), metric) for name in names]
 
 
 def _summary(project: Project, name: str, parts: list[Part], metric: dict) -> ExpSummary:

@@ -137,6 +137,8 @@ def test_a_blend_is_a_run_listed_shown_and_kept_by_gc(tmp_path):
     assert sizes.keys() == {"exp001", "blend"} and sizes["blend"]["runs"] == 1 and sizes["blend"]["size"] > 0
     (*_, shared) = json.loads(run_kagexp(root, "du", "blend", "--format", "json").stdout)
     assert shared["run"].startswith("blend (shared") and shared["size"] >= 0
+    overview = {row["exp"]: row for row in json.loads(run_kagexp(root, "ls", "--format", "json").stdout)}
+    assert overview.keys() == {"exp001", "blend"} and overview["blend"]["done"] == 1
     unnamed = run_kagexp(root, "show", "blend001")
     assert unnamed.returncode == 2 and "e.g. blend/blend001" in unnamed.stderr
     report = run_kagexp(root, "report", "blend")
