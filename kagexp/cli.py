@@ -59,11 +59,30 @@ def _print_table(columns: list[str], rows: list[list], fmt: str) -> None:
 
 
 class _Commands(click.Group):
-    """Every command ends the same way: what escapes it becomes an exit code in `errors.run_command`."""
+    """Every command ends the same way: what escapes it becomes an exit code in `errors.run_command`,
+    and a mistake on the command line is one line too, like every other kagexp error."""
 
     def invoke(self, ctx: click.Context):
         code = run_command(lambda: super(_Commands, self).invoke(ctx), debug=ctx.params.get("debug", False))
         ctx.exit(code)
+
+    def main(self, *args, **kwargs):
+        try:
+            code = super().main(*args, **{**kwargs, "standalone_mode": False})
+        except click.exceptions.NoArgsIsHelpError as exc:  # `kagexp` alone: the help
+            exc.show()
+            code = exc.exit_code
+        except click.UsageError as exc:
+            where = f"; see {exc.ctx.command_path} --help" if exc.ctx is not None else ""
+            click.echo(f"kagexp: error: {exc.format_message().rstrip('.')}{where}", err=True)
+            code = exc.exit_code
+        except click.ClickException as exc:
+            exc.show()
+            code = exc.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = 1
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -343,7 +362,8 @@ def report(exp: str | None, everything: bool, diary: bool) -> None:
     from kagexp import report as reports
 
     if sum((bool(exp), everything, diary)) != 1:
-        raise click.UsageError("name an experiment, or pass --all for the whole project, or --diary")
+        several = "one of them, not several: " if exp or everything or diary else ""
+        raise click.UsageError(f"{several}name an experiment, or pass --all for the whole project, or --diary")
     project = _project()
     if diary:
         written = reports.report_diary(project)

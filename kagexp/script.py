@@ -22,8 +22,15 @@ from kagexp.run import RunFunction, RunResult, RunSpec
 from kagexp.runfolder import RunFolder
 
 
+class _Parser(argparse.ArgumentParser):
+    """A mistake in the flags is one line, like every kagexp error (argparse prints its usage first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"kagexp: error: {message}; see {self.prog} --help\n")
+
+
 def parser(prog: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=prog,
         description="Run this experiment's RUNS: each override merged into config.yml, one folder per run.",
         epilog="Example: python exp/exp001/exp.py --only run002,run003 --force; "
