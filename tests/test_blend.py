@@ -155,6 +155,23 @@ def test_a_blend_is_a_run_listed_shown_and_kept_by_gc(tmp_path):
     assert again.returncode == 2 and "blend/blend001 exists already" in again.stderr
 
 
+def test_a_blends_detail_in_the_dashboard_lists_its_members_with_weights(tmp_path, browser):
+    root = tmp_path
+    runs = members(root, *THREE[:2])
+    blend(root, *runs, "--metric", "auc", "--method", "hill")
+    assert run_kagexp(root, "dashboard").returncode == 0
+    weights = blend_meta(root, "blend001")["blend"]["weights"]
+    page = browser.new_page()
+    page.goto((root / "data" / "output" / "dashboard.html").as_uri())
+    page.wait_for_selector("html[data-ready]")
+    page.click("#runs tbody tr[data-run='blend/blend001'] td")
+    rows = [row.split("\t") for row in page.locator("#detail table.blend-members tbody tr").all_inner_texts()]
+    assert [row[0] for row in rows] == runs and [float(row[1]) for row in rows] == pytest.approx(weights, abs=1e-6)
+    page.click("#detail table.blend-members a >> nth=1")
+    assert page.inner_text("#detail h2").startswith(runs[1])  # a member opens its own detail
+    page.close()
+
+
 def test_multiclass_blend_cv_is_scikit_learns_logloss(tmp_path):
     root = tmp_path
     runs = members(root, *THREE, task="multiclass")

@@ -212,18 +212,6 @@ def test_a_project_without_runs_gets_a_page(tmp_path):
 # --- in a real browser ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'")
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        pytest.skip("no chromium on the PATH: `make test` installs it as root with apt; or apt-get install chromium")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
 @pytest.fixture
 def page(browser, project):
     """The dashboard opened from file:// offline; every request that is not a file is refused and recorded."""

@@ -248,6 +248,25 @@ function closeDetail() {
   renderBody();
 }
 
+// A blend's members with their weights and out-of-fold scores (from its meta.json), each a link
+// to the member's detail; the rest of its recipe as key and value.
+function blendRecipe(run, rows) {
+  const blend = (DATA.envs[run.raw.p] || {}).blend;
+  const recipe = [el("h3", {}, "The blend's recipe")];
+  if (!blend || !Array.isArray(blend.members)) return [...recipe, kvTable(rows.map(([k, , v]) => [k, v]))];
+  recipe.push(kvTable(rows.filter(([k]) => k !== "members").map(([k, , v]) => [k, v])));
+  const body = el("tbody");
+  blend.members.forEach((id, i) => {
+    const member = RUNS.find((r) => r.id === id);
+    const name = member ? el("a", { href: "#", onclick: (ev) => { ev.preventDefault(); showDetail(member); } }, id) : id;
+    const weight = Array.isArray(blend.weights) ? blend.weights[i] : null;
+    const score = blend.member_cv ? blend.member_cv[id] : null;
+    body.append(el("tr", {}, el("td", {}, name), el("td", { class: "num" }, fmt(weight)), el("td", { class: "num" }, fmt(score))));
+  });
+  const head = el("tr", {}, el("th", {}, "member"), el("th", {}, "weight"), el("th", {}, "out-of-fold " + (blend.metric || "")));
+  return [...recipe, el("table", { class: "kv blend-members" }, el("thead", {}, head), body)];
+}
+
 function configDifference(run, rows) {
   const shown = [
     el("h3", {}, "Override"), el("pre", { class: "override" }, run.raw.o || "(the base config)"),
@@ -264,7 +283,7 @@ function detailLeft(run) {
   const part = el("div");
   const rows = Object.entries(raw.c).map(([k, v]) => [KEYS[k], run.exp.base[KEYS[k]], v]);
   for (const k of raw.x || []) rows.push([KEYS[k], run.exp.base[KEYS[k]], "(absent)"]);
-  if (run.exp.blend) part.append(el("h3", {}, "The blend's recipe"), kvTable(rows.map(([k, , v]) => [k, v])));
+  if (run.exp.blend) part.append(...blendRecipe(run, rows));
   else part.append(...configDifference(run, rows));
   part.append(el("h3", {}, "Metrics"));
   const metrics = METRICS.map((name, m) => [name, metricOf(run, m)]).filter((p) => p[1] !== null);
