@@ -122,7 +122,7 @@ def _node(project: Project, name: str, records: list[RunRecord], metric: str | N
     best = best_run(records, metric, direction)
     if best is not None and metric:
         node.best, node.best_run = best.metrics[metric], best.run
-    node.compute = sum(_seconds(r.meta.get("duration")) for r in records)
+    node.compute = round(sum(_seconds(r.meta.get("duration")) for r in records), 3)
     node.started = min(_texts(r.meta.get("started") for r in records), default=None)
     node.ended = max(_texts(r.meta.get("ended") for r in records), default=None)
     return node

@@ -483,7 +483,8 @@ def table(
 def table_layout(parts: list[Part], all_keys: bool = False, metric: str | None = None) -> list[Column]:
     """The columns of `kagexp runs`: run, status, the varying config keys (every key with
     `all_keys`), then the metrics with the project's `metric` first and the LB score beside it,
-    then duration. The section `id` is the run's name and whether its RUNS still holds it."""
+    then duration, and the error of a failed run when a listed run has one. The section `id` is
+    the run's name and whether its RUNS still holds it."""
     config_keys = section_keys(parts, "config") if all_keys else varying_keys(records_of(parts))
     metrics = metric_keys(parts, metric)
     lead, rest = (metrics[:1], metrics[1:]) if metric in metrics else ([], metrics)
@@ -491,7 +492,8 @@ def table_layout(parts: list[Part], all_keys: bool = False, metric: str | None =
     layout += [("in RUNS", "id", "in RUNS")] if any(left_runs(parts)) else []
     layout += [(key, "config", key) for key in config_keys] + [(key, "metrics", key) for key in lead]
     layout += [("lb", "run", "lb")] if any(value is not None for value in columns(parts, "run", ["lb"])[0]) else []
-    return layout + [(key, "metrics", key) for key in rest] + [("duration", "meta", "duration")]
+    layout += [(key, "metrics", key) for key in rest] + [("duration", "meta", "duration")]
+    return layout + [("error", "meta", "error")] if any(columns(parts, "meta", ["error"])[0]) else layout
 
 
 def table_data(

@@ -185,3 +185,15 @@ def test_the_columns_stay_in_their_order_whatever_the_sort(tmp_path):
     assert plain.index("alpha") < plain.index("beta")
     for args in (["--sort", "-cv"], ["--sort", "-cv", "--limit", "3"], ["--sort", "cv", "--where", "cv>0"]):
         assert header(*args) == plain, args
+
+
+def test_a_failed_run_is_listed_with_its_error(tmp_path):
+    """`kagexp runs --status failed` says why each run failed; a listing of done runs has no error column."""
+    body = "if cfg.model.params.max_depth == 2:\n    raise ValueError('depth 2 is broken')\nctx.log({'cv': 0.5})\n"
+    root = make_project(tmp_path, runs=[depth(1), depth(2)], body=body)
+    assert run_exp(root).returncode == 1
+    (failed,) = json.loads(run_kagexp(root, "runs", "--status", "failed", "--format", "json").stdout)
+    assert failed["run"] == "exp001/run002" and failed["error"] == "ValueError: depth 2 is broken"
+    assert run_kagexp(root, "runs").stdout.splitlines()[0].split()[-1] == "error"
+    (done,) = json.loads(run_kagexp(root, "runs", "--status", "done", "--format", "json").stdout)
+    assert "error" not in done
