@@ -47,7 +47,7 @@ RUNS = [
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """Two experiments (exp002 copied from exp001 with a hostile note), 9 runs (2 failed), one LB
+    """Two experiments (exp002 copied from exp001 with a hostile note), 9 runs (2 failed), two LB
     score, and a hostile project name."""
     root = make_project(tmp_path_factory.mktemp("dash") / "comp", runs=RUNS, body=BODY, settings=SETTINGS)
     assert run_exp(root).returncode == 1  # the depth-3 run fails
@@ -55,8 +55,9 @@ def project(tmp_path_factory) -> Path:
     assert new.returncode == 0, new.stderr
     set_runs(root, RUNS[1:], exp="exp002", body=BODY)
     assert run_exp(root, exp="exp002").returncode == 1
-    lb = run_kagexp(root, "lb", "exp001/run002", "0.215")
-    assert lb.returncode == 0, lb.stderr
+    for run, score in (("exp001/run002", "0.215"), ("exp001/run004", "0.5")):
+        lb = run_kagexp(root, "lb", run, score)
+        assert lb.returncode == 0, lb.stderr
     done = run_kagexp(root, "dashboard")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "wrote data/output/dashboard.html\n"
@@ -84,7 +85,7 @@ def test_the_page_holds_every_run_with_metric_lb_and_varying_keys(html, project)
     names = [f"{data['exps'][e]['name']}/{r}" for e, r in zip(runs["e"], runs["r"])]
     assert names == [f"exp001/run00{i}" for i in range(1, 6)] + [f"exp002/run00{i}" for i in range(1, 5)]
     assert runs["s"].count("failed") == 2 and runs["s"].count("done") == 7
-    assert runs["lb"][1] == 0.215 and runs["lb"].count(None) == 8
+    assert runs["lb"][1] == 0.215 and runs["lb"][3] == 0.5 and runs["lb"].count(None) == 7
     assert runs["m"][1][0] == pytest.approx(0.205)
     varying = [data["keys"][k] for k in data["varying"]]
     assert set(varying) == {"model.params.max_depth", "model.params.min_samples_leaf", "lr"}
@@ -254,6 +255,8 @@ def test_the_table_sorts_and_filters(page):
     page.click("#runs thead th[data-col=m0]")
     values = [float(v) for v in column(page, "cv") if v]
     assert values == sorted(values, reverse=True)
+    page.click("#runs thead th[data-col=lb]")
+    assert column(page, "LB")[:2] == ["0.5", "0.215"]  # a score on the metric's scale: best first
     page.fill("#filter", "exp002/run00")
     page.wait_for_selector("#count:has-text('4 of 9 runs')")
     assert sorted(column(page, "run")) == [f"exp002/run00{i}" for i in range(1, 5)]
@@ -285,7 +288,7 @@ def test_a_runs_detail_and_the_tree_show_text_as_text(page, tmp_path):
     assert "+0 vs exp001" in child.inner_text() and "4 runs" in child.inner_text()
     page.click(".tab[data-tab=plots]")
     assert page.locator("figure[data-plot=per-run] circle").count() == 7
-    assert page.locator("figure[data-plot=cv-lb] circle").count() == 1
+    assert page.locator("figure[data-plot=cv-lb] circle").count() == 2
     assert page.locator("figure[data-plot=folds-auc] circle").count() == 7 * 3  # folds as points, not lines
     lr_axis = page.locator("figure[data-plot='key-lr'] text").all_text_contents()
     assert "lr (log)" in lr_axis and "0.001" in lr_axis and "0.1" in lr_axis  # two decades: a log axis

@@ -162,9 +162,10 @@ function renderHead() {
   head.replaceChildren(row);
 }
 
+// A column is sorted ascending on its first click, but the metric and LB best first.
 function sortBy(id) {
   if (state.sort === id) state.desc = !state.desc;
-  else { state.sort = id; state.desc = false; }
+  else { state.sort = id; state.desc = (id === "lb" || id === "m" + METRIC_INDEX) && DATA.direction === "max"; }
   state.page = 0;
   refresh();
 }
