@@ -57,11 +57,26 @@ def record_text(record: RunRecord, metric: str | None = None) -> list[str]:
     lines.extend("  " + line for line in folder.config_text().splitlines())
     lines.append("metrics:")
     lines.extend(f"  {k} = {_value(v)}" for k, v in record.metrics.items())
+    lines.extend(_fold_lines(folder.history()))
     lines.extend(_lb_lines(folder.lb_history(), record.metrics.get(metric) if metric else None, metric))
     lines.extend(_provenance_lines(meta))
     lines.append("files:")
     lines.extend(f"  {name}  {size} B" for name, size in folder.listed_files())
     return lines
+
+
+def _fold_lines(history: list[dict]) -> list[str]:
+    """What `ctx.log(…, fold=k)` logged, a row per fold (its latest values): the scores behind a mean."""
+    folds: dict[int, dict] = {}
+    for entry in history:
+        fold = entry.get("_fold")
+        if type(fold) is int:
+            folds.setdefault(fold, {}).update((k, v) for k, v in entry.items() if not k.startswith("_"))
+    if not folds:
+        return []
+    names = list(dict.fromkeys(name for values in folds.values() for name in values))
+    rows = [[fold, *(values.get(name) for name in names)] for fold, values in sorted(folds.items())]
+    return ["per fold:", *("  " + line for line in render(["fold", *names], rows, "table").splitlines())]
 
 
 def _blend_lines(blend: dict) -> list[str]:

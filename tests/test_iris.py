@@ -38,6 +38,12 @@ def test_iris_example_end_to_end(tmp_path):
     assert cvs[0] < cvs[1], "a depth-1 tree cannot separate three classes as well as a depth-2 one"
     again = subprocess.run([sys.executable, "exp/exp001/exp.py"], cwd=root, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and again.stderr.count("skip exp001/run") == 3
+    show = [sys.executable, "-m", "kagexp", "show", "exp001/run002"]
+    lines = subprocess.run(show, cwd=root, capture_output=True, text=True, timeout=60).stdout.splitlines()
+    at = lines.index("per fold:")  # the scores behind the mean, as logged with fold=
+    history = [json.loads(line) for line in (out / "run002" / "metrics.jsonl").read_text().splitlines()]
+    assert lines[at + 1].split() == ["fold", "cv"]
+    assert [line.split() for line in lines[at + 2 : at + 7]] == [[str(h["_fold"]), f"{h['cv']:.6g}"] for h in history]
 
 
 def test_iris_exp002_is_a_child_of_exp001(tmp_path):
