@@ -181,6 +181,8 @@ def compare_environment(a: dict, b: dict) -> list[tuple[str, Any, Any]]:
     flat_a, flat_b = _without_packages(a), _without_packages(b)
     rows = [(k, flat_a.get(k), flat_b.get(k)) for k in ENVIRONMENT_KEYS if flat_a.get(k) != flat_b.get(k)]
     packages_a, packages_b = _packages(a), _packages(b)
+    if not packages_a or not packages_b:  # one side recorded none (a blend): unknown is not changed
+        packages_a = packages_b = {}
     for name in sorted(set(packages_a) | set(packages_b)):
         if packages_a.get(name) != packages_b.get(name):
             rows.append((f"packages.{name}", packages_a.get(name), packages_b.get(name)))

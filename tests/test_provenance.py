@@ -130,3 +130,16 @@ def test_diff_of_package_versions_reads_older_spellings():
     older = {"packages": {"PyYAML": "6.0.3", "scikit_learn": "1.4.0"}}
     newer = {"packages": {"pyyaml": "6.0.3", "scikit-learn": "1.5.0"}}
     assert compare_environment(older, newer) == [("packages.scikit-learn", "1.4.0", "1.5.0")]
+
+
+def test_a_run_without_a_package_list_is_not_a_list_of_removed_packages():
+    """A blend records no packages: against a run, that is unknown, not every package removed."""
+    from kagexp.diff import compare_environment
+
+    run = {"python": "3.11.2", "packages": {"numpy": "2.0.0", "pyyaml": "6.0.3"}}
+    blend = {"python": "3.11.2"}
+    assert compare_environment(run, blend) == compare_environment(blend, run) == []
+    assert compare_environment(run, {**blend, "packages": {"numpy": "2.1.0"}}) == [
+        ("packages.numpy", "2.0.0", "2.1.0"),
+        ("packages.pyyaml", "6.0.3", None),
+    ]
