@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kagexp.project import Project, natural
-from kagexp.records import RunRecord, all_experiments, scan
+from kagexp.records import RunRecord, experiments_and_blends, scan
+from kagexp.runfolder import BLENDS
 
 
 @dataclass
@@ -75,9 +76,10 @@ class Lineage:
 
 
 def lineage(project: Project, records: list[RunRecord] | None = None) -> Lineage:
-    """The whole project's lineage, from `lineage.yml` files and the run folders."""
+    """The whole project's lineage, from `lineage.yml` files and the run folders; the blends are a
+    root of their own, `blend`."""
     metric = project.settings["metric"]
-    names = all_experiments(project)
+    names = experiments_and_blends(project)
     by_exp: dict[str, list[RunRecord]] = {name: [] for name in names}
     for record in scan(project, names) if records is None else records:
         by_exp.setdefault(record.exp, []).append(record)
@@ -195,6 +197,8 @@ def diary(lin: Lineage) -> list[Entry]:
         total += node.compute
         parent = lin.nodes.get(node.parent) if node.parent else None
         base = f"{parent.name} ({_scored(lin.metric, parent.best)})" if parent else None
+        if node.name == BLENDS:
+            base = "the experiments' runs, blended (`kagexp blend`)"
         so_far = f"{lin.metric} {_number(best)} ({where})" if best is not None else None
         runs = ", ".join(f"{n} {status}" for status, n in sorted(node.counts.items())) or "none yet"
         entries.append(

@@ -24,7 +24,7 @@ from kagexp import config, files
 from kagexp.errors import NotFoundError, TargetExistsError, TemplateError
 from kagexp.leaderboard import correlation, cv_lb_pairs
 from kagexp.project import Project
-from kagexp.records import RunRecord, all_experiments, experiments_and_blends, scan
+from kagexp.records import RunRecord, experiments_and_blends, scan
 from kagexp.results import (
     best_run,
     missing_metric,
@@ -137,7 +137,7 @@ def report_diary(project: Project) -> Written:
     from kagexp.lineage import diary, lineage
 
     template = _template(project, "diary.md.j2", DIARY_FILE + ".j2")
-    records = scan(project, all_experiments(project))
+    records = scan(project, experiments_and_blends(project))
     lin = lineage(project, records)
     context = {
         "project": project.settings.get("name") or project.root.name,

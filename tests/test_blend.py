@@ -139,6 +139,11 @@ def test_a_blend_is_a_run_listed_shown_and_kept_by_gc(tmp_path):
     assert shared["run"].startswith("blend (shared") and shared["size"] >= 0
     overview = {row["exp"]: row for row in json.loads(run_kagexp(root, "ls", "--format", "json").stdout)}
     assert overview.keys() == {"exp001", "blend"} and overview["blend"]["done"] == 1
+    tree = json.loads(run_kagexp(root, "tree", "--format", "json").stdout)
+    assert [(row["exp"], row["parent"], row["runs"]) for row in tree] == [("exp001", None, 2), ("blend", None, 1)]
+    assert run_kagexp(root, "report", "--diary").returncode == 0
+    diary = (root / "DIARY.md").read_text()
+    assert "## blend" in diary and "- base: the experiments' runs, blended" in diary and "- runs: 1 done" in diary
     unnamed = run_kagexp(root, "show", "blend001")
     assert unnamed.returncode == 2 and "e.g. blend/blend001" in unnamed.stderr
     report = run_kagexp(root, "report", "blend")
