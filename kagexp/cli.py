@@ -276,7 +276,8 @@ def ls_(fmt: str) -> None:
     project = _project()
     overview = experiments_overview(project)
     _warn(overview.warnings)
-    _print_table(*summary_rows(overview.summaries, project.settings["metric"]["name"]), fmt)
+    machine = fmt in tables.MACHINE
+    _print_table(*summary_rows(overview.summaries, project.settings["metric"]["name"], machine), fmt)
 
 
 def _warn(warnings: list[str]) -> None:

@@ -569,10 +569,12 @@ def cv_lb_line(pairs: list[tuple[Any, float, float]], metric: str | None) -> str
 STATUS_COLUMNS = ("done", "failed", "interrupted", "running", "stale")
 
 
-def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[str], list[list[Any]]]:
+def summary_rows(
+    summaries: list[ExpSummary], metric: str | None, machine: bool = False
+) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows of `kagexp ls`, typed for the machine formats (numbers, null): every status
     that occurs (`partial`: runs with folds still missing, beside `done`), the best value and its
-    run in two columns."""
+    run in two columns; the last run's time as recorded (ISO, with its zone) for a `machine`."""
     seen = {status for s in summaries for status, n in s.counts.items() if n and status != "not in RUNS"}
     extra = sorted(seen - set(STATUS_COLUMNS) - {"partial"})
     statuses = ["done", *(["partial"] if "partial" in seen else []), *STATUS_COLUMNS[1:], *extra]
@@ -589,7 +591,7 @@ def summary_rows(summaries: list[ExpSummary], metric: str | None) -> tuple[list[
                 s.counts.get("not in RUNS", 0),
                 s.best,
                 s.best_run,
-                (s.last_run or "")[:19].replace("T", " ") or None,
+                s.last_run if machine else (s.last_run or "")[:19].replace("T", " ") or None,
                 code,
                 s.note or None,
             ]

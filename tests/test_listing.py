@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 from helpers import make_project, out_dir, run_exp, run_kagexp, subprocess_env
@@ -44,6 +45,7 @@ def test_ls_counts_interrupted_runs(project):
     assert row.split()[:5] == ["exp001", "3", "0", "1", "0"]
     (listed,) = json.loads(run_kagexp(project, "ls", "--format", "json").stdout)
     assert (listed["done"], listed["interrupted"], listed["best cv"], listed["best run"]) == (3, 1, 0.4, "run004")
+    assert datetime.fromisoformat(listed["last run"]).tzinfo is not None  # as recorded, with its zone
 
 
 def test_status_takes_several_values(project):
