@@ -28,7 +28,7 @@ from kagexp.dashboard_cache import FOLD_KEYS, RunCache, RunFiles, rethinned
 from kagexp.errors import NotFoundError, TargetExistsError
 from kagexp.files import to_json
 from kagexp.project import Project
-from kagexp.records import RunRecord, all_experiments, scan
+from kagexp.records import RunRecord, experiments_and_blends, scan
 from kagexp.results import best_run
 from kagexp.runfolder import BLENDS
 
@@ -76,9 +76,8 @@ class PageData:
     envs: Interned = field(default_factory=Interned)
     packages: Interned = field(default_factory=Interned)
     name_lists: dict[tuple, list[int]] = field(default_factory=dict)
-    changes: dict[tuple[bool, str], set] = field(
-        default_factory=dict
-    )  # (blend?, key) → values where runs differ from base
+    # (is it the blends?, config key) → its values where runs differ from their base
+    changes: dict[tuple[bool, str], set] = field(default_factory=dict)
     changed_in: dict[tuple[str, str], int] = field(default_factory=dict)  # (exp, key) → runs that change it
 
     @property
@@ -92,8 +91,7 @@ class PageData:
     @cached_property
     def experiments(self) -> list[str]:
         """Every experiment, then `blend` when the project has blends: a node of its own in the tree."""
-        names = all_experiments(self.project)
-        return [*names, BLENDS] if any(record.exp == BLENDS for record in self.records) else names
+        return experiments_and_blends(self.project)
 
     @cached_property
     def exp_index(self) -> dict[str, int]:
